@@ -1,0 +1,1 @@
+"""srmac boards package."""

@@ -1,0 +1,29 @@
+"""srmac golden model: formats, rounding, SR MACs, chains and the PRNG.
+
+The executable form of the arithmetic contract (docs/design.md). NumPy arrays
+in give NumPy out; torch tensors in give torch out on the same device, with
+the same bits.
+"""
+
+from .chain import dot, matmul
+from .codec import decode, encode, quantize
+from .config import MAX_RBITS, ROUNDINGS, MacConfig, parse_mac, required_rbits
+from .formats import BF16, E4M3, E5M2, E6M5, FP16, FP32, NAMED_FORMATS, FloatFormat, parse_format
+from .mac import mac
+from .prng import Xorshift32, seed_state_int
+
+__all__ = [
+    "FloatFormat", "E5M2", "E4M3", "E6M5", "FP16", "BF16", "FP32", "NAMED_FORMATS",
+    "parse_format", "encode", "decode", "quantize", "MacConfig", "parse_mac", "ROUNDINGS",
+    "MAX_RBITS", "required_rbits", "mac", "dot", "matmul", "Xorshift32", "seed_state_int",
+    "sr_matmul",
+]
+
+
+def __getattr__(name):
+    # The torch entry point imports torch lazily: `import ref` stays light.
+    if name == "sr_matmul":
+        from .torch_api import sr_matmul
+
+        return sr_matmul
+    raise AttributeError(name)

@@ -1,0 +1,119 @@
+"""MAC chains: ``dot`` and ``matmul`` (contract section 4), the readable reference path.
+
+Output ``C[i, j]`` is the chain ``z <- round(z + A[i, k] * B[k, j])`` for
+``k = 0 .. K-1`` starting from ``C_init[i, j]`` (default +0). Its random bits
+come from the generator of PE ``(i, j)`` (:mod:`ref.prng`), stepped once per
+MAC. The loop runs over ``k``; each step is one vectorised MAC over all
+``M x N`` outputs.
+"""
+
+from __future__ import annotations
+
+from . import prng
+from .backend import ops_for
+from .config import MacConfig
+from .mac import mac_step, product, split_rand, unpack_inputs
+
+__all__ = ["matmul", "dot"]
+
+
+def _check_2d(name, x):
+    if len(tuple(x.shape)) != 2:
+        raise ValueError(f"{name} must be a 2-D code array, got shape {tuple(x.shape)}")
+
+
+def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None,
+           return_state: bool = False):
+    """Emulated ``C + A @ B`` on codes, one MAC chain per output.
+
+    Parameters
+    ----------
+    A : (M, K) int array of ``cfg.in_fmt`` codes.
+    B : (K, N) int array of ``cfg.in_fmt`` codes.
+    C : (M, N) accumulator codes (or a scalar code), default +0.
+    seed : base seed of the PE generators (SR modes).
+    rand : optional (M, N, K) random words (``cfg.rand_bits`` bits each) that
+        replace the generators, as a hardware test bench would drive them.
+    state : optional (M, N) generator states to continue from (tiling);
+        overrides ``seed``.
+    return_state : also return the (M, N) generator states after the chains.
+    """
+    if not isinstance(cfg, MacConfig):
+        raise ValueError(f"cfg must be a MacConfig, got {type(cfg).__name__}")
+    ops = ops_for(A, B, C, rand, state)
+    A, B = ops.asint(A), ops.asint(B)
+    _check_2d("A", A)
+    _check_2d("B", B)
+    M, K = tuple(A.shape)
+    K2, N = tuple(B.shape)
+    if K != K2:
+        raise ValueError(f"shape mismatch: A is {M}x{K} but B is {K2}x{N} (inner sizes must agree)")
+    cfg.in_fmt.check_codes(A)
+    cfg.in_fmt.check_codes(B)
+    if C is None:
+        z = ops.full((M, N), 0)
+    else:
+        C = ops.asint(C)
+        cfg.acc_fmt.check_codes(C)
+        try:
+            z = ops.copy(ops.broadcast(C, ops.full((M, N), 0))[0])
+        except (ValueError, RuntimeError) as exc:
+            raise ValueError(f"shape mismatch: C has shape {tuple(C.shape)}, expected ({M}, {N})") from exc
+        if tuple(z.shape) != (M, N):
+            raise ValueError(f"shape mismatch: C has shape {tuple(C.shape)}, expected ({M}, {N})")
+
+    if rand is not None:
+        if not cfg.is_sr:
+            raise ValueError(f"rand given but rounding {cfg.rounding!r} uses no random bits")
+        rand = ops.asint(rand)
+        if tuple(rand.shape) != (M, N, K):
+            raise ValueError(f"rand must have shape ({M}, {N}, {K}), got {tuple(rand.shape)}")
+        if rand.shape[0] * N * K and (int(rand.min()) < 0 or int(rand.max()) >> cfg.rand_bits):
+            raise ValueError(f"rand words must be in [0, 2**{cfg.rand_bits})")
+    gen = None
+    if cfg.is_sr and rand is None:
+        if state is not None:
+            gen = ops.asint(state)
+            if tuple(gen.shape) != (M, N):
+                raise ValueError(f"state must have shape ({M}, {N}), got {tuple(gen.shape)}")
+        else:
+            ii = ops.reshape(ops.arange(M), (M, 1))
+            jj = ops.reshape(ops.arange(N), (1, N))
+            gen = prng.seed_state(ops, seed, ii, jj)
+            gen = ops.broadcast(gen, ops.full((M, N), 0))[0]
+
+    ua = unpack_inputs(ops, A, cfg.in_fmt)
+    ub = unpack_inputs(ops, B, cfg.in_fmt)
+    mask = (1 << cfg.rand_bits) - 1
+    for k in range(K):
+        col = tuple(x[:, k : k + 1] for x in ua)
+        row = tuple(x[k : k + 1, :] for x in ub)
+        prod = product(ops, col, row)
+        R = Bx = None
+        if cfg.is_sr:
+            if rand is not None:
+                word = rand[:, :, k]
+            else:
+                gen = prng.step(gen)
+                word = gen & mask
+            R, Bx = split_rand(cfg, word)
+        z = mac_step(ops, cfg, z, prod, R, Bx)
+    if return_state:
+        return z, gen
+    return z
+
+
+def dot(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None):
+    """The chain ``z <- round(z + a[k] * b[k])`` over 1-D code arrays (PE (0, 0)).
+
+    ``rand``, if given, is a length-n array of random words. Returns a 0-d code.
+    """
+    ops = ops_for(a, b, z, rand)
+    a, b = ops.asint(a), ops.asint(b)
+    if len(tuple(a.shape)) != 1 or tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"dot needs two 1-D arrays of equal length, got {tuple(a.shape)} and {tuple(b.shape)}")
+    n = a.shape[0]
+    C = None if z is None else ops.reshape(ops.asint(z), (1, 1))
+    R = None if rand is None else ops.reshape(ops.asint(rand), (1, 1, n))
+    out = matmul(ops.reshape(a, (1, n)), ops.reshape(b, (n, 1)), cfg, C, seed=seed, rand=R)
+    return out[0, 0]

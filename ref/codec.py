@@ -1,0 +1,170 @@
+"""Codes <-> values: ``encode``, ``decode``, ``quantize`` (NumPy and PyTorch).
+
+NumPy arrays (or lists, scalars) in give NumPy out; torch tensors in give torch
+tensors out on the same device. Codes are int64 arrays of bit patterns.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import prng
+from .backend import ops_for
+from .config import MAX_RBITS
+from .formats import FloatFormat, parse_format
+from .rounding import pack, round_to_grid, special_codes
+
+__all__ = ["unpack", "decode", "encode", "quantize", "random_bits", "QUANTIZE_ROUNDINGS"]
+
+QUANTIZE_ROUNDINGS = ("rn", "rz", "sr")
+
+
+def unpack(ops, codes, fmt: FloatFormat):
+    """Split codes into ``(sign, sig, exp, is_nan, is_inf)`` int64 / bool arrays.
+
+    A finite code has value ``(-1)**sign * sig * 2**exp``; with
+    ``subnormals=False`` a zero exponent field reads as a signed zero.
+    """
+    man = fmt.man_bits
+    sign = (codes >> (fmt.width - 1)) & 1
+    efield = (codes >> man) & fmt.exp_field_max
+    mfield = codes & fmt.man_mask
+    normal = efield != 0
+    sig = ops.where(normal, mfield | (1 << man), mfield if fmt.subnormals else 0)
+    exp = ops.maximum(efield, 1) - fmt.bias - man
+    if fmt.specials == "ieee":
+        top = efield == fmt.exp_field_max
+        is_inf = top & (mfield == 0)
+        is_nan = top & (mfield != 0)
+    elif fmt.specials == "fn":
+        is_nan = (codes & fmt.mag_mask) == fmt.mag_mask
+        is_inf = is_nan & False
+    else:
+        is_nan = efield < 0
+        is_inf = is_nan
+    sig = ops.where(is_nan | is_inf, 0, sig)
+    return sign, sig, exp, is_nan, is_inf
+
+
+def decode(codes, fmt) -> np.ndarray:
+    """Values (float64) of integer codes. Formats wider than float64's range overflow to inf."""
+    fmt = parse_format(fmt)
+    ops = ops_for(codes)
+    codes = ops.asint(codes)
+    fmt.check_codes(codes)
+    sign, sig, exp, is_nan, is_inf = unpack(ops, codes, fmt)
+    mag = ops.ldexp(ops.to_float64(sig), exp)
+    mag = ops.where(is_inf, float("inf"), mag)
+    val = ops.where(sign == 1, -mag, mag)
+    return ops.where(is_nan, float("nan"), val)
+
+
+def _float_unpack(ops, x):
+    """float64 array -> (sign, sig, exp, is_nan, is_inf) with sig exact (< 2**53)."""
+    is_nan = ops.isnan(x)
+    is_inf = ops.isinf(x)
+    sign = ops.as_int(ops.signbit(x))
+    finite = ops.where(is_nan | is_inf, 0.0, x)
+    m, e = ops.frexp(abs(finite))
+    sig = ops.asint(m * 9007199254740992.0)  # m in [0.5, 1) times 2**53: exact
+    return sign, sig, e - 53, is_nan, is_inf
+
+
+def random_bits(ops, shape, nbits: int, rand=None, seed=None):
+    """Random integers in [0, 2**nbits) of ``shape``.
+
+    From ``rand`` (checked and broadcast), else from the project PRNG: element
+    ``n`` (row-major) uses the generator of PE ``(n, 0)`` seeded with ``seed``
+    and stepped once. ``seed=None`` draws a fresh seed from the OS.
+    """
+    if rand is not None:
+        rand = ops.asint(rand)
+        if not _in_range(rand, 1 << nbits):
+            raise ValueError(f"rand values must be integers in [0, 2**{nbits}) for this rounding")
+        return ops.broadcast(rand, ops.full(shape, 0))[0]
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy) & prng.MASK32
+    n = 1
+    for d in shape:
+        n *= d
+    state = prng.step(prng.seed_state(ops, seed, ops.arange(n), 0))
+    return ops.reshape(state & ((1 << nbits) - 1), tuple(shape))
+
+
+def _in_range(a, hi) -> bool:
+    if hasattr(a, "numel"):
+        return a.numel() == 0 or (int(a.min()) >= 0 and int(a.max()) < hi)
+    return a.size == 0 or (int(a.min()) >= 0 and int(a.max()) < hi)
+
+
+def _check_rounding(fmt, rounding, rbits):
+    if rounding not in QUANTIZE_ROUNDINGS:
+        raise ValueError(f"rounding must be one of {QUANTIZE_ROUNDINGS}, got {rounding!r}")
+    if rounding == "sr":
+        if rbits is None:
+            raise ValueError(f"rounding='sr' needs rbits (1..{MAX_RBITS})")
+        try:
+            rbits = operator.index(rbits)
+        except TypeError:
+            raise ValueError(f"rbits must be an integer, got {rbits!r}") from None
+        if not 1 <= rbits <= MAX_RBITS:
+            raise ValueError(f"rbits={rbits} out of range: SR needs 1..{MAX_RBITS} random bits")
+        if fmt.precision + rbits > 61:
+            raise ValueError(f"precision {fmt.precision} + rbits {rbits} exceeds 61 bits")
+        return rbits
+    if rbits not in (None, 0):
+        raise ValueError(f"rbits={rbits!r} is only meaningful with rounding='sr'")
+    return 0
+
+
+def encode(x, fmt, rounding: str = "rn", *, rbits=None, rand=None, seed=None):
+    """Round values to ``fmt`` and return their codes (int64).
+
+    ``rounding``: ``"rn"`` (nearest, ties to even), ``"rz"`` (toward zero) or
+    ``"sr"`` (SR_{p,r} with ``rbits`` random bits from ``rand`` or ``seed``).
+    Values are read as float64 (exact for float16/bfloat16/float32/float64
+    inputs). NaN into a format without NaN raises ValueError.
+    """
+    fmt = parse_format(fmt)
+    rbits = _check_rounding(fmt, rounding, rbits)
+    ops = ops_for(x)
+    x = ops.asfloat64(x)
+    sign, sig, exp, is_nan, is_inf = _float_unpack(ops, x)
+    if not fmt.has_nan and ops.any(is_nan):
+        raise ValueError(f"NaN cannot be encoded in {fmt.name} (specials='none')")
+    R = random_bits(ops, tuple(x.shape), rbits, rand, seed) if rounding == "sr" else None
+    m, eg, e = round_to_grid(ops, sig, exp, fmt, rounding, rbits, R)
+    codes = pack(ops, fmt, sign, m, eg, e, exact_zero=sig == 0, mode=rounding)
+    return special_codes(ops, fmt, sign, is_nan, is_inf, codes)
+
+
+def quantize(x, fmt, rounding: str = "rn", *, rbits=None, rand=None, seed=None):
+    """Round values to ``fmt`` and return the rounded values.
+
+    NumPy in -> float64 NumPy out. Torch in -> torch out on the same device,
+    in the input's floating dtype when every value of ``fmt`` fits it
+    exactly, else float64.
+    """
+    fmt = parse_format(fmt)
+    codes = encode(x, fmt, rounding, rbits=rbits, rand=rand, seed=seed)
+    vals = decode(codes, fmt)
+    ops = ops_for(x)
+    if ops.name == "torch" and x.is_floating_point() and _fits(fmt, x.dtype):
+        return vals.to(x.dtype)
+    return vals
+
+
+def _fits(fmt: FloatFormat, dtype) -> bool:
+    import torch
+
+    fi = torch.finfo(dtype)
+    p = fi.nmant + 1
+    emin = int(np.log2(fi.tiny))
+    emax = int(np.log2(fi.max))
+    return (
+        fmt.precision <= p
+        and fmt.emin - fmt.man_bits >= emin - fi.nmant
+        and fmt.emax <= emax
+    )

@@ -1,0 +1,184 @@
+"""``MacConfig``: the one description of a MAC that every part of srmac imports."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+from .formats import (
+    FloatFormat,
+    apply_format_options,
+    is_format_option,
+    is_format_token,
+    parse_format,
+)
+
+__all__ = ["MacConfig", "ROUNDINGS", "SR_ROUNDINGS", "MAX_RBITS", "required_rbits", "parse_mac"]
+
+ROUNDINGS = ("rn", "rz", "sr_lazy", "sr_eager")
+SR_ROUNDINGS = ("sr_lazy", "sr_eager")
+#: r + 2 random bits per eager MAC come from one 32-bit generator word.
+MAX_RBITS = 30
+# The int64 datapath keeps sums below 2**62 with the significand normalised to
+# bit 60; rounding must stay at least two bits above the sticky (jam) bit.
+_MAX_ACC_P_PLUS_R = 56
+_MAX_IN_PRECISION = 29
+
+
+def required_rbits(n: int) -> int:
+    """Random bits for SR in a chain of length ``n``: ``ceil(log2(n) / 2)``, at least 1.
+
+    The smallest r with ``4**r >= n`` (exact, no floating point). The poster's
+    result (El Arar et al., arXiv 2408.03069).
+    """
+    n = operator.index(n)
+    if n < 1:
+        raise ValueError(f"chain length must be >= 1, got {n}")
+    r = 0
+    while 4**r < n:
+        r += 1
+    return max(r, 1)
+
+
+@dataclass(frozen=True)
+class MacConfig:
+    """A fused MAC ``z' = round(z + a*b)`` (contract section 3).
+
+    Parameters
+    ----------
+    in_fmt : FloatFormat or str
+        Format of the multiplier inputs ``a``, ``b``.
+    acc_fmt : FloatFormat or str
+        Format of the accumulator ``z``.
+    rounding : {"rn", "rz", "sr_lazy", "sr_eager"}
+    rbits : int or None
+        Random bits ``r`` (1..30) for the SR modes; None (or 0) for rn / rz.
+    """
+
+    in_fmt: FloatFormat
+    acc_fmt: FloatFormat
+    rounding: str = "rn"
+    rbits: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "in_fmt", parse_format(self.in_fmt))
+        object.__setattr__(self, "acc_fmt", parse_format(self.acc_fmt))
+        if self.rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {ROUNDINGS}, got {self.rounding!r}")
+        r = self.rbits
+        if self.rounding in SR_ROUNDINGS:
+            if r is None:
+                raise ValueError(f"rounding {self.rounding!r} needs rbits (1..{MAX_RBITS})")
+            try:
+                r = operator.index(r)
+            except TypeError:
+                raise ValueError(f"rbits must be an integer, got {r!r}") from None
+            if not 1 <= r <= MAX_RBITS:
+                raise ValueError(f"rbits={r} out of range: SR needs 1..{MAX_RBITS} random bits")
+            if self.acc_fmt.precision + r > _MAX_ACC_P_PLUS_R:
+                raise ValueError(
+                    f"accumulator precision {self.acc_fmt.precision} + rbits {r} exceeds "
+                    f"{_MAX_ACC_P_PLUS_R}: use fewer random bits or a narrower accumulator"
+                )
+        else:
+            if r not in (None, 0):
+                raise ValueError(f"rbits={r!r} is only meaningful for SR; use rbits=None with {self.rounding!r}")
+            r = None
+        object.__setattr__(self, "rbits", r)
+        if self.in_fmt.precision > _MAX_IN_PRECISION:
+            raise ValueError(
+                f"input precision {self.in_fmt.precision} exceeds {_MAX_IN_PRECISION}: the exact "
+                "product must fit the 64-bit datapath"
+            )
+        if self.acc_fmt.precision + 2 > _MAX_ACC_P_PLUS_R:
+            raise ValueError(f"accumulator precision {self.acc_fmt.precision} is too wide")
+
+    # ---- derived -------------------------------------------------------------
+    @property
+    def is_sr(self) -> bool:
+        return self.rounding in SR_ROUNDINGS
+
+    @property
+    def rand_bits(self) -> int:
+        """Random bits one MAC consumes: r (lazy), r + 2 (eager), 0 (rn / rz)."""
+        if self.rounding == "sr_lazy":
+            return self.rbits
+        if self.rounding == "sr_eager":
+            return self.rbits + 2
+        return 0
+
+    @property
+    def product_exact_in_acc(self) -> bool:
+        """True when every product of two finite inputs is representable in the accumulator."""
+        i, a = self.in_fmt, self.acc_fmt
+        if a.precision < 2 * i.precision:
+            return False
+        lo = 2 * (i.emin - i.man_bits)
+        hi = 2 * (i.emax + 1)
+        return lo >= a.emin - a.man_bits and hi <= a.emax + 1
+
+    def spec(self) -> str:
+        """``in:acc:rounding[:r]`` string that :func:`parse_mac` reads back."""
+        parts = [self.in_fmt.spec(), self.acc_fmt.spec(), self.rounding]
+        if self.rbits:
+            parts.append(str(self.rbits))
+        return ":".join(parts)
+
+    def __str__(self) -> str:
+        r = f", r={self.rbits}" if self.rbits else ""
+        return f"{self.in_fmt.name} x {self.in_fmt.name} -> {self.acc_fmt.name}, {self.rounding}{r}"
+
+    def to_dict(self) -> dict:
+        return {
+            "in_fmt": self.in_fmt.to_dict(),
+            "acc_fmt": self.acc_fmt.to_dict(),
+            "rounding": self.rounding,
+            "rbits": self.rbits,
+            "rand_bits": self.rand_bits,
+        }
+
+    def replace(self, **changes) -> MacConfig:
+        kw = dict(in_fmt=self.in_fmt, acc_fmt=self.acc_fmt, rounding=self.rounding, rbits=self.rbits)
+        kw.update(changes)
+        if kw["rounding"] not in SR_ROUNDINGS:
+            kw["rbits"] = None
+        return MacConfig(**kw)
+
+
+def parse_mac(text: str | MacConfig) -> MacConfig:
+    """Parse ``in:acc:rounding[:r]`` with optional format options after each format.
+
+    Examples: ``e5m2:e6m5:sr_eager:4``, ``e4m3:fp16:rn``,
+    ``e5m2:nosub:e6m5:nosub:sat:sr_lazy:8``. ``fp32`` alone means an FP32 x FP32
+    -> FP32 round-to-nearest MAC (the float baseline).
+    """
+    if isinstance(text, MacConfig):
+        return text
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"MAC spec must be a non-empty string, got {text!r}")
+    tokens = [t.strip().lower() for t in text.strip().split(":") if t.strip()]
+    fmts: list[tuple[str, list[str]]] = []
+    rounding = None
+    rbits = None
+    for tok in tokens:
+        if is_format_token(tok) and rounding is None:
+            fmts.append((tok, []))
+        elif is_format_option(tok) and fmts and rounding is None:
+            fmts[-1][1].append(tok)
+        elif tok in ROUNDINGS or tok == "sr":
+            rounding = "sr_lazy" if tok == "sr" else tok
+        elif tok.isdigit() and rounding is not None and rbits is None:
+            rbits = int(tok)
+        else:
+            raise ValueError(
+                f"cannot parse MAC spec {text!r} at {tok!r}: expected "
+                "<in-format>:<acc-format>:<rn|rz|sr_lazy|sr_eager>[:<rbits>], e.g. e5m2:e6m5:sr_eager:4"
+            )
+    if len(fmts) == 1 and rounding is None:
+        fmts.append(fmts[0])
+    if len(fmts) != 2:
+        raise ValueError(
+            f"MAC spec {text!r} needs an input and an accumulator format, e.g. e5m2:e6m5:rn"
+        )
+    in_fmt, acc_fmt = (apply_format_options(parse_format(n), o) for n, o in fmts)
+    return MacConfig(in_fmt, acc_fmt, rounding or "rn", rbits)
