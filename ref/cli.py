@@ -22,6 +22,7 @@ __all__ = ["main", "CliError", "COMMAND_MODULES"]
 COMMAND_MODULES = [
     "ref.cli_commands",
     "hwgen.cli",
+    "hwgen.synth_cli",
     "sim.cli",
     "boards.cli",
 ]
