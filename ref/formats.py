@@ -208,16 +208,26 @@ class FloatFormat:
             )
 
     def _derived_name(self) -> str:
+        """``e<E>m<M>`` plus the options that differ from what that token parses to.
+
+        ``e4m3`` alone names the OCP E4M3 (fn, saturating), so its variants
+        spell out ``ieee`` / ``nosat`` to round-trip through :func:`parse_format`.
+        """
         base = f"e{self.exp_bits}m{self.man_bits}"
+        ref = NAMED_FORMATS.get(base) if "NAMED_FORMATS" in globals() else None
+        d_bias = (1 << (self.exp_bits - 1)) - 1
+        d_sub, d_specials, d_sat = True, "ieee", False
+        if ref is not None:
+            d_sub, d_specials, d_sat = ref.subnormals, ref.specials, ref.saturate
         opts = []
-        if self.bias != (1 << (self.exp_bits - 1)) - 1:
+        if self.bias != d_bias:
             opts.append(f"bias={self.bias}")
-        if self.specials != "ieee":
+        if self.specials != d_specials:
             opts.append(self.specials)
-        if not self.subnormals:
-            opts.append("nosub")
-        if self.saturate:
-            opts.append("sat")
+        if self.subnormals != d_sub:
+            opts.append("sub" if self.subnormals else "nosub")
+        if self.saturate != d_sat:
+            opts.append("sat" if self.saturate else "nosat")
         return ":".join([base, *opts])
 
     def __str__(self) -> str:
