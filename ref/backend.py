@@ -174,14 +174,15 @@ class TorchOps:
         return xi.to(self.torch.float64)
 
     def ldexp(self, m, e):
-        t = self.torch
-        # torch.ldexp computes m * 2**e in floating point: 2**e overflows for
-        # |e| > 1023, so apply the exponent in two halves (exact for finite results).
-        e = e.to(t.int64)
-        e1 = t.div(e, 2, rounding_mode="floor")
-        e2 = e - e1
-        two = t.tensor(2.0, dtype=t.float64, device=m.device)
-        return m * t.pow(two, e1.to(t.float64)) * t.pow(two, e2.to(t.float64))
+        """m * 2**e, exact up to one final rounding (torch.pow is not exact on CUDA)."""
+        e = e.to(self.torch.int64)
+        e1 = e.clamp(-1022, 1023)
+        e2 = (e - e1).clamp(-1022, 1023)
+        return m * self._pow2(e1) * self._pow2(e2)
+
+    def _pow2(self, e):
+        # 2**e for e in [-1022, 1023], built from its float64 bit pattern.
+        return ((e + 1023) << 52).view(self.torch.float64)
 
     def isnan(self, x):
         return self.torch.isnan(x)

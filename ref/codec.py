@@ -81,8 +81,9 @@ def random_bits(ops, shape, nbits: int, rand=None, seed=None):
     """
     if rand is not None:
         rand = ops.asint(rand)
-        if not _in_range(rand, 1 << nbits):
-            raise ValueError(f"rand values must be integers in [0, 2**{nbits}) for this rounding")
+        bad = _out_of_range(rand, 1 << nbits)
+        if bad is not None:
+            raise ValueError(f"random word {bad} is out of range: rand values must be in [0, 2**{nbits})")
         return ops.broadcast(rand, ops.full(shape, 0))[0]
     if seed is None:
         seed = int(np.random.SeedSequence().entropy) & prng.MASK32
@@ -93,10 +94,15 @@ def random_bits(ops, shape, nbits: int, rand=None, seed=None):
     return ops.reshape(state & ((1 << nbits) - 1), tuple(shape))
 
 
-def _in_range(a, hi) -> bool:
-    if hasattr(a, "numel"):
-        return a.numel() == 0 or (int(a.min()) >= 0 and int(a.max()) < hi)
-    return a.size == 0 or (int(a.min()) >= 0 and int(a.max()) < hi)
+def _out_of_range(a, hi):
+    """The first value of ``a`` outside [0, hi), or None."""
+    n = a.numel() if hasattr(a, "numel") else a.size
+    if n == 0:
+        return None
+    lo, top = int(a.min()), int(a.max())
+    if lo < 0:
+        return lo
+    return top if top >= hi else None
 
 
 def _check_rounding(fmt, rounding, rbits):
@@ -157,14 +163,17 @@ def quantize(x, fmt, rounding: str = "rn", *, rbits=None, rand=None, seed=None):
 
 
 def _fits(fmt: FloatFormat, dtype) -> bool:
+    """True when every finite value of ``fmt`` is exactly a value of the torch ``dtype``."""
+    import math
+
     import torch
 
     fi = torch.finfo(dtype)
-    p = fi.nmant + 1
-    emin = int(np.log2(fi.tiny))
-    emax = int(np.log2(fi.max))
+    man = round(-math.log2(fi.eps))  # stored mantissa bits
+    emin = round(math.log2(fi.tiny))  # smallest normal exponent
+    emax = math.floor(math.log2(fi.max))
     return (
-        fmt.precision <= p
-        and fmt.emin - fmt.man_bits >= emin - fi.nmant
+        fmt.man_bits <= man
+        and fmt.emin - fmt.man_bits >= emin - man
         and fmt.emax <= emax
     )

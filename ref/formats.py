@@ -31,7 +31,7 @@ __all__ = [
 SPECIALS = ("ieee", "fn", "none")
 
 # Widest significand + exponent arithmetic the int64 array code supports.
-_MAX_CODE_BITS = 64
+_MAX_CODE_BITS = 63  # codes are non-negative int64
 _MAX_MAN_BITS = 52
 
 
@@ -297,7 +297,13 @@ def is_format_option(token: str) -> bool:
 
 def apply_format_options(fmt: FloatFormat, options) -> FloatFormat:
     """Return ``fmt`` with the CLI options (``nosub``, ``sat``, ``fn``, ``bias=N``...) applied."""
-    kw = dict(
+    if not options:
+        return fmt
+    return FloatFormat(**_options_to_kwargs(_format_kwargs(fmt), options))
+
+
+def _format_kwargs(fmt: FloatFormat) -> dict:
+    return dict(
         exp_bits=fmt.exp_bits,
         man_bits=fmt.man_bits,
         bias=fmt.bias,
@@ -305,6 +311,10 @@ def apply_format_options(fmt: FloatFormat, options) -> FloatFormat:
         specials=fmt.specials,
         saturate=fmt.saturate,
     )
+
+
+def _options_to_kwargs(kw: dict, options) -> dict:
+    kw = dict(kw)
     for opt in options:
         o = opt.strip().lower()
         if o == "sub":
@@ -326,10 +336,7 @@ def apply_format_options(fmt: FloatFormat, options) -> FloatFormat:
             raise ValueError(
                 f"unknown format option {opt!r}; expected one of {', '.join(FORMAT_OPTIONS)}"
             )
-    new = FloatFormat(**kw)
-    if not options:
-        return fmt
-    return new
+    return kw
 
 
 def parse_format(text: str | FloatFormat) -> FloatFormat:
@@ -347,7 +354,9 @@ def parse_format(text: str | FloatFormat) -> FloatFormat:
     head, *options = text.strip().split(":")
     key = head.strip().lower()
     if key in NAMED_FORMATS:
-        fmt = NAMED_FORMATS[key]
+        if not options:
+            return NAMED_FORMATS[key]
+        kw = _format_kwargs(NAMED_FORMATS[key])
     else:
         m = _GENERIC.match(key)
         if not m:
@@ -355,5 +364,6 @@ def parse_format(text: str | FloatFormat) -> FloatFormat:
                 f"unknown format {head!r}; use one of {', '.join(NAMED_FORMATS)} "
                 "or e<E>m<M>, optionally followed by :nosub, :sat, :fn, :none, :bias=N"
             )
-        fmt = FloatFormat(int(m.group(1)), int(m.group(2)))
-    return apply_format_options(fmt, options)
+        kw = dict(exp_bits=int(m.group(1)), man_bits=int(m.group(2)))
+    # Options apply before construction: e2m0:fn is valid although e2m0 (ieee) is not.
+    return FloatFormat(**_options_to_kwargs(kw, options))

@@ -15,9 +15,10 @@ class _SRMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, A, B, cfg, seed, in_rounding, in_rbits, in_seed):
         ctx.save_for_backward(A, B)
-        kw = {"rbits": in_rbits, "seed": in_seed} if in_rounding == "sr" else {}
-        a = encode(A.detach(), cfg.in_fmt, in_rounding, **kw)
-        b = encode(B.detach(), cfg.in_fmt, in_rounding, **kw)
+        sr = in_rounding == "sr"
+        # A and B draw from distinct streams (seeds 2s and 2s+1): no correlated rounding.
+        a = encode(A.detach(), cfg.in_fmt, in_rounding, **({"rbits": in_rbits, "seed": 2 * in_seed} if sr else {}))
+        b = encode(B.detach(), cfg.in_fmt, in_rounding, **({"rbits": in_rbits, "seed": 2 * in_seed + 1} if sr else {}))
         codes = matmul(a, b, cfg, seed=seed)
         return decode(codes, cfg.acc_fmt).to(A.dtype)
 
@@ -38,7 +39,8 @@ def sr_matmul(A: torch.Tensor, B: torch.Tensor, cfg: MacConfig | str, seed: int 
     every output is a MAC chain over k (seeded PE generators, base ``seed``),
     and the result is the float value of the accumulator codes, in ``A``'s
     dtype. Gradients are straight-through (those of ``A @ B``). ``A`` may have
-    leading batch dimensions: ``(..., K) @ (K, N)``.
+    leading batch dimensions: ``(..., K) @ (K, N)``. With ``in_rounding="sr"``
+    the input rounding is seeded by ``in_seed`` (default: ``seed``).
     """
     cfg = parse_mac(cfg)
     if not (isinstance(A, torch.Tensor) and isinstance(B, torch.Tensor)):
@@ -47,5 +49,6 @@ def sr_matmul(A: torch.Tensor, B: torch.Tensor, cfg: MacConfig | str, seed: int 
         raise ValueError(f"shape mismatch: cannot multiply {tuple(A.shape)} by {tuple(B.shape)}")
     lead = A.shape[:-1]
     A2 = A.reshape(-1, A.shape[-1])
+    in_seed = int(seed) if in_seed is None else int(in_seed)
     out = _SRMatmul.apply(A2, B, cfg, int(seed), in_rounding, in_rbits, in_seed)
     return out.reshape(*lead, B.shape[1])

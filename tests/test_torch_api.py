@@ -1,0 +1,157 @@
+"""``ref.sr_matmul``: the autograd-friendly float entry point.
+
+Forward: ``decode(matmul(encode(A), encode(B)))`` code for code; backward:
+straight-through, i.e. exactly the gradients of ``A @ B``.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import ref
+from ref import BF16, E4M3, E5M2, E6M5, FP16, MacConfig
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+    ),
+]
+CONFIGS = [
+    MacConfig(E5M2, E6M5, "sr_eager", 4),
+    MacConfig(E5M2, E6M5, "sr_lazy", 2),
+    MacConfig(E4M3, FP16, "rn"),
+    MacConfig(E4M3, BF16, "rz"),
+]
+IDS = [c.spec() for c in CONFIGS]
+
+
+def inputs(M, K, N, dtype, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(M, K, generator=g, dtype=torch.float64) * 3
+    B = torch.randn(K, N, generator=g, dtype=torch.float64)
+    return A.to(dtype).to(device), B.to(dtype).to(device)
+
+
+def expected_codes(A, B, cfg, mac_seed, **enc):
+    """Codes of matmul(encode(A), encode(B)); ``enc``: encode's rounding and its arguments.
+
+    With SR input rounding, sr_matmul documents seeds 2*s for A and 2*s+1 for B.
+    """
+    enc_b = dict(enc)
+    if "seed" in enc:
+        enc = {**enc, "seed": 2 * enc["seed"]}
+        enc_b["seed"] = 2 * enc_b["seed"] + 1
+    a = ref.encode(
+        A.detach().cpu().double().numpy(),
+        cfg.in_fmt,
+        enc.get("rounding", "rn"),
+        **{k: v for k, v in enc.items() if k != "rounding"},
+    )
+    b = ref.encode(
+        B.detach().cpu().double().numpy(),
+        cfg.in_fmt,
+        enc_b.get("rounding", "rn"),
+        **{k: v for k, v in enc_b.items() if k != "rounding"},
+    )
+    return ref.matmul(a, b, cfg, seed=mac_seed)
+
+
+def out_codes(out, cfg):
+    # Every accumulator value is exact in float32 / float64, so RN re-encoding is exact.
+    return ref.encode(out.detach().cpu().double().numpy(), cfg.acc_fmt, "rn")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+def test_forward_equals_codes(cfg, dtype, device, request):
+    A, B = inputs(5, 16, 4, dtype, device)
+    out = ref.sr_matmul(A, B, cfg, seed=11)
+    assert out.dtype == dtype and out.device.type == device and out.shape == (5, 4)
+    assert np.array_equal(out_codes(out, cfg), expected_codes(A, B, cfg, 11))
+    # the value is the decoded accumulator code, not just close to it
+    back = ref.decode(expected_codes(A, B, cfg, 11), cfg.acc_fmt)
+    assert np.array_equal(out.cpu().double().numpy(), back)
+
+
+def test_forward_takes_spec_strings_and_seeds_matter():
+    A, B = inputs(4, 32, 3, torch.float32, "cpu", seed=1)
+    a = ref.sr_matmul(A, B, "e5m2:e6m5:sr_eager:2", seed=5)
+    b = ref.sr_matmul(A, B, MacConfig(E5M2, E6M5, "sr_eager", 2), seed=5)
+    assert torch.equal(a, b)
+    c = ref.sr_matmul(A, B, MacConfig(E5M2, E6M5, "sr_eager", 2), seed=6)
+    assert not torch.equal(a, c)
+
+
+def test_sr_input_rounding():
+    cfg = MacConfig(E5M2, E6M5, "sr_lazy", 3)
+    A, B = inputs(3, 8, 2, torch.float32, "cpu", seed=2)
+    out = ref.sr_matmul(A, B, cfg, seed=1, in_rounding="sr", in_rbits=4, in_seed=9)
+    exp = expected_codes(A, B, cfg, 1, rounding="sr", rbits=4, seed=9)
+    assert np.array_equal(out_codes(out, cfg), exp)
+    rz = ref.sr_matmul(A, B, cfg, seed=1, in_rounding="rz")
+    assert np.array_equal(out_codes(rz, cfg), expected_codes(A, B, cfg, 1, rounding="rz"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("cfg", CONFIGS[:2], ids=IDS[:2])
+def test_straight_through_gradients(cfg, device):
+    A0, B0 = inputs(6, 10, 5, torch.float32, device, seed=3)
+    G = torch.randn(6, 5, generator=torch.Generator().manual_seed(4)).to(device)
+    A, B = A0.clone().requires_grad_(), B0.clone().requires_grad_()
+    (ref.sr_matmul(A, B, cfg, seed=2) * G).sum().backward()
+    A2, B2 = A0.clone().requires_grad_(), B0.clone().requires_grad_()
+    ((A2 @ B2) * G).sum().backward()
+    assert torch.equal(A.grad, A2.grad)
+    assert torch.equal(B.grad, B2.grad)
+    # only one side requiring grad
+    B3 = B0.clone().requires_grad_()
+    (ref.sr_matmul(A0, B3, cfg, seed=2) * G).sum().backward()
+    assert torch.equal(B3.grad, B2.grad)
+
+
+def test_gradcheck_style_linearity():
+    """The backward is exactly linear in the upstream gradient (no rounding in it)."""
+    cfg = CONFIGS[0]
+    A = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    B = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    out = ref.sr_matmul(A, B, cfg, seed=0)
+    g = torch.ones_like(out)
+    ga, gb = torch.autograd.grad(out, (A, B), g)
+    assert torch.equal(ga, g @ B.detach().T) and torch.equal(gb, A.detach().T @ g)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batched_leading_dims(device):
+    cfg = CONFIGS[0]
+    g = torch.Generator().manual_seed(8)
+    A = (torch.randn(2, 3, 7, 12, generator=g)).to(device).requires_grad_()
+    B = torch.randn(12, 5, generator=g).to(device).requires_grad_()
+    out = ref.sr_matmul(A, B, cfg, seed=3)
+    assert out.shape == (2, 3, 7, 5)
+    flat = ref.sr_matmul(A.detach().reshape(42, 12), B.detach(), cfg, seed=3)
+    assert torch.equal(out.detach(), flat.reshape(2, 3, 7, 5))
+    out.sum().backward()
+    ones = torch.ones(2, 3, 7, 5, device=device)
+    assert torch.equal(A.grad, ones @ B.detach().T)
+    assert torch.equal(B.grad, A.detach().reshape(42, 12).T @ ones.reshape(42, 5))
+    v = ref.sr_matmul(torch.randn(12, generator=g).to(device), B.detach(), cfg)  # 1-D A: a vector
+    assert v.shape == (5,)
+
+
+@pytest.mark.parametrize(
+    "A_shape,B_shape",
+    [((2, 3), (4, 2)), ((2, 3), (3,)), ((3,), (2, 3)), ((2, 3), (3, 2, 1)), ((5, 2, 3), (2, 3))],
+)
+def test_shape_errors(A_shape, B_shape):
+    with pytest.raises(ValueError, match="shape mismatch") as exc:
+        ref.sr_matmul(torch.ones(A_shape), torch.ones(B_shape), CONFIGS[0])
+    assert str(tuple(B_shape)) in str(exc.value)
+
+
+def test_non_tensor_and_bad_cfg_errors():
+    with pytest.raises(ValueError, match="torch"):
+        ref.sr_matmul(np.ones((2, 3)), np.ones((3, 2)), CONFIGS[0])
+    with pytest.raises(ValueError, match="'e9'"):
+        ref.sr_matmul(torch.ones(2, 3), torch.ones(3, 2), "e9:e6m5:rn")
