@@ -1,0 +1,102 @@
+"""LowPrecisionSGD: rounding into the format, float equivalence, loss scaling."""
+
+import pytest
+import torch
+
+import ref
+import sim
+
+
+def _params(seed=0):
+    torch.manual_seed(seed)
+    w = torch.nn.Parameter(torch.randn(6, 5))
+    b = torch.nn.Parameter(torch.randn(5))
+    return [w, b]
+
+
+def _set_grads(params, seed, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g) * 1e-2 * scale
+
+
+def _in_format(t, fmt):
+    t64 = t.detach().to(torch.float64)
+    return torch.equal(ref.decode(ref.encode(t64, fmt), fmt), t64)
+
+
+@pytest.mark.parametrize("fmt,rounding,rbits", [("bf16", "sr", 4), ("e5m2", "sr", 8),
+                                                ("fp16", "rn", None), ("e6m5", "rz", None)])
+def test_updates_land_in_format(fmt, rounding, rbits):
+    params = _params()
+    opt = sim.LowPrecisionSGD(params, lr=0.1, momentum=0.9, fmt=fmt, rounding=rounding,
+                              rbits=rbits, seed=3)
+    for step in range(3):
+        _set_grads(params, step)
+        assert opt.step()
+    f = ref.parse_format(fmt)
+    for p in params:
+        assert _in_format(p, f)
+        assert _in_format(opt.state[p]["momentum"], f)
+    assert not _in_format(_params()[0], f)  # the check can fail: raw values are not in fmt
+
+
+def test_fp32_rn_matches_torch_sgd():
+    a, b = _params(), _params()
+    ours = sim.LowPrecisionSGD(a, lr=0.05, momentum=0.9, weight_decay=1e-3)
+    theirs = torch.optim.SGD(b, lr=0.05, momentum=0.9, weight_decay=1e-3)
+    for step in range(4):
+        _set_grads(a, step)
+        _set_grads(b, step)
+        ours.step()
+        theirs.step()
+    for p, q in zip(a, b, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+
+
+def test_sr_is_seeded_and_unbiased_in_the_mean():
+    def run(seed):
+        params = _params()
+        opt = sim.LowPrecisionSGD(params, lr=1.0, fmt="bf16", rounding="sr", rbits=12, seed=seed)
+        _set_grads(params, 0)
+        opt.step()
+        return params[0].detach().clone()
+
+    a, b, c = run(1), run(1), run(2)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # the mean over seeds approaches the exact (float64) update, RN's error does not shrink
+    p0 = _params()[0].detach().to(torch.float64)
+    _set_grads([g := torch.nn.Parameter(torch.zeros(6, 5))], 0)
+    exact = p0 - g.grad.to(torch.float64)
+    mean = torch.stack([run(s).to(torch.float64) for s in range(40)]).mean(0)
+    codes = ref.encode(exact, "bf16")
+    ulp = ref.decode(codes + 1, "bf16") - ref.decode(codes, "bf16")
+    assert float(((mean - exact).abs() / ulp.abs()).mean()) < 0.15
+
+
+def test_dynamic_loss_scale_skips_nonfinite_and_unscales():
+    params = _params()
+    before = [p.detach().clone() for p in params]
+    opt = sim.LowPrecisionSGD(params, lr=0.1, loss_scale=8.0, dynamic_loss_scale=True,
+                              growth_interval=2)
+    assert float(opt.scale_loss(torch.tensor(1.5))) == 12.0
+    _set_grads(params, 0)
+    params[0].grad[0, 0] = float("inf")
+    assert opt.step() is False and opt.loss_scale == 4.0 and opt.skipped == 1
+    assert all(torch.equal(p, q) for p, q in zip(params, before, strict=True))
+    _set_grads(params, 1, scale=4.0)  # gradients of a loss scaled by 4
+    assert opt.step()
+    ref_params = _params()
+    _set_grads(ref_params, 1)
+    torch.optim.SGD(ref_params, lr=0.1).step()
+    torch.testing.assert_close(params[0], ref_params[0])
+    assert opt.step() and opt.loss_scale == 8.0  # grows after growth_interval good steps
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="rbits"):
+        sim.LowPrecisionSGD(_params(), lr=0.1, rounding="sr")
+    with pytest.raises(ValueError, match="float32"):
+        sim.LowPrecisionSGD(_params(), lr=0.1, fmt="e11m51")
+    with pytest.raises(ValueError, match="learning rate"):
+        sim.LowPrecisionSGD(_params(), lr=0)
