@@ -3,18 +3,24 @@
 Output ``C[i, j]`` is the chain ``z <- round(z + A[i, k] * B[k, j])`` for
 ``k = 0 .. K-1`` starting from ``C_init[i, j]`` (default +0). Its random bits
 come from the generator of PE ``(i, j)`` (:mod:`ref.prng`), stepped once per
-MAC. The loop runs over ``k``; each step is one vectorised MAC over all
-``M x N`` outputs.
+MAC. :func:`matmul_reference` is the readable specification: the loop runs
+over ``k``; each step is one vectorised MAC over all ``M x N`` outputs.
+:func:`matmul` (the default entry point) dispatches to the compiled path of
+:mod:`ref.fast`, which gives the same codes.
 """
 
 from __future__ import annotations
 
 from . import prng
 from .backend import ops_for
+from .codec import _out_of_range
 from .config import MacConfig
 from .mac import mac_step, product, split_rand, unpack_inputs
 
-__all__ = ["matmul", "dot"]
+__all__ = ["matmul", "dot", "matmul_reference", "dot_reference", "BACKENDS"]
+
+#: ``backend=`` values of :func:`matmul` / :func:`dot`.
+BACKENDS = ("auto", "fast", "reference")
 
 
 def _check_2d(name, x):
@@ -23,20 +29,32 @@ def _check_2d(name, x):
 
 
 def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None,
-           return_state: bool = False):
-    """Emulated ``C + A @ B`` on codes, one MAC chain per output.
+           return_state: bool = False, backend: str = "auto"):
+    """Emulated ``C + A @ B`` on codes: :func:`matmul_reference`'s results, fast.
 
-    Parameters
-    ----------
-    A : (M, K) int array of ``cfg.in_fmt`` codes.
-    B : (K, N) int array of ``cfg.in_fmt`` codes.
-    C : (M, N) accumulator codes (or a scalar code), default +0.
-    seed : base seed of the PE generators (SR modes).
-    rand : optional (M, N, K) random words (``cfg.rand_bits`` bits each) that
-        replace the generators, as a hardware test bench would drive them.
-    state : optional (M, N) generator states to continue from (tiling);
-        overrides ``seed``.
-    return_state : also return the (M, N) generator states after the chains.
+    Same arguments and the same codes as :func:`matmul_reference` (the
+    specification). ``backend``: ``"auto"`` (default) runs :mod:`ref.fast`
+    when it can (numba installed) and the reference loop otherwise; ``"fast"``
+    insists on :mod:`ref.fast`; ``"reference"`` runs the readable loop.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend != "reference":
+        from . import fast
+
+        if backend == "fast" or fast.available(A, B, C, rand, state):
+            return fast.matmul(A, B, cfg, C, seed=seed, rand=rand, state=state,
+                               return_state=return_state)
+    return matmul_reference(A, B, cfg, C, seed=seed, rand=rand, state=state,
+                            return_state=return_state)
+
+
+def prepare(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None):
+    """Check :func:`matmul_reference`'s arguments (shared with :mod:`ref.fast`).
+
+    Returns ``(ops, A, B, z, rand, gen)``: int64 code arrays, the (M, N)
+    initial accumulator codes, the checked random words (or None) and the
+    (M, N) generator states (None unless SR without ``rand``).
     """
     if not isinstance(cfg, MacConfig):
         raise ValueError(f"cfg must be a MacConfig, got {type(cfg).__name__}")
@@ -68,8 +86,9 @@ def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None
         rand = ops.asint(rand)
         if tuple(rand.shape) != (M, N, K):
             raise ValueError(f"rand must have shape ({M}, {N}, {K}), got {tuple(rand.shape)}")
-        if rand.shape[0] * N * K and (int(rand.min()) < 0 or int(rand.max()) >> cfg.rand_bits):
-            raise ValueError(f"rand words must be in [0, 2**{cfg.rand_bits})")
+        bad = _out_of_range(rand, 1 << cfg.rand_bits)
+        if bad is not None:
+            raise ValueError(f"random word {bad} is out of range: rand words must be in [0, 2**{cfg.rand_bits})")
     gen = None
     if cfg.is_sr and rand is None:
         if state is not None:
@@ -82,6 +101,27 @@ def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None
             gen = prng.seed_state(ops, seed, ii, jj)
             gen = ops.broadcast(gen, ops.full((M, N), 0))[0]
 
+    return ops, A, B, z, rand, gen
+
+
+def matmul_reference(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None,
+                     return_state: bool = False):
+    """Emulated ``C + A @ B`` on codes, one MAC chain per output.
+
+    Parameters
+    ----------
+    A : (M, K) int array of ``cfg.in_fmt`` codes.
+    B : (K, N) int array of ``cfg.in_fmt`` codes.
+    C : (M, N) accumulator codes (or a scalar code), default +0.
+    seed : base seed of the PE generators (SR modes).
+    rand : optional (M, N, K) random words (``cfg.rand_bits`` bits each) that
+        replace the generators, as a hardware test bench would drive them.
+    state : optional (M, N) generator states to continue from (tiling);
+        overrides ``seed``.
+    return_state : also return the (M, N) generator states after the chains.
+    """
+    ops, A, B, z, rand, gen = prepare(A, B, cfg, C, seed=seed, rand=rand, state=state)
+    K = A.shape[1]
     ua = unpack_inputs(ops, A, cfg.in_fmt)
     ub = unpack_inputs(ops, B, cfg.in_fmt)
     mask = (1 << cfg.rand_bits) - 1
@@ -103,10 +143,11 @@ def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None
     return z
 
 
-def dot(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None):
+def dot(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None, backend: str = "auto"):
     """The chain ``z <- round(z + a[k] * b[k])`` over 1-D code arrays (PE (0, 0)).
 
     ``rand``, if given, is a length-n array of random words. Returns a 0-d code.
+    ``backend`` as in :func:`matmul`.
     """
     ops = ops_for(a, b, z, rand)
     a, b = ops.asint(a), ops.asint(b)
@@ -115,5 +156,11 @@ def dot(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None):
     n = a.shape[0]
     C = None if z is None else ops.reshape(ops.asint(z), (1, 1))
     R = None if rand is None else ops.reshape(ops.asint(rand), (1, 1, n))
-    out = matmul(ops.reshape(a, (1, n)), ops.reshape(b, (n, 1)), cfg, C, seed=seed, rand=R)
+    out = matmul(ops.reshape(a, (1, n)), ops.reshape(b, (n, 1)), cfg, C, seed=seed, rand=R,
+                 backend=backend)
     return out[0, 0]
+
+
+def dot_reference(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None):
+    """:func:`dot` through the reference loop (the specification)."""
+    return dot(a, b, cfg, z, seed=seed, rand=rand, backend="reference")

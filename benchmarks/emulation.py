@@ -1,0 +1,226 @@
+"""Emulated-GEMM throughput: ``ref.matmul`` (fast path) against ``torch.mm`` float32.
+
+For each shape M x K x N and MAC configuration it reports emulated MACs per
+second (best of ``--repeat`` runs, wall clock, all cores or ``--threads``),
+the ratio to ``torch.mm`` on float32 tensors of the same shape measured in the
+same run (interleaved, so machine load hits both), and the peak memory of one
+call (``tracemalloc`` on the CPU: NumPy reports its buffers to it;
+``torch.cuda.max_memory_allocated`` on a GPU) relative to the int64 codes of
+A, B and C. The same numbers per CPU-second of the process
+(``time.process_time``) are less sensitive to other jobs on a shared machine.
+Results go to ``<out>/emulation.csv`` and ``<out>/emulation.md``.
+
+    .venv/bin/python benchmarks/emulation.py                  # CPU, default shapes
+    .venv/bin/python benchmarks/emulation.py --device cuda    # on a GPU
+    .venv/bin/python benchmarks/emulation.py --quick          # one repeat, two shapes
+    .venv/bin/python benchmarks/emulation.py --threads 1      # per-core comparison
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import ref  # noqa: E402
+from ref import fast  # noqa: E402
+from ref.chain import matmul_reference  # noqa: E402
+
+SHAPES = [(64, 256, 64), (128, 512, 128), (256, 256, 256), (4096, 288, 32)]
+QUICK_SHAPES = [(64, 256, 64), (256, 256, 256)]
+CONFIGS = ["e5m2:e6m5:rn", "e5m2:e6m5:sr_eager:4", "e4m3:fp16:rn", "e4m3:fp16:sr_eager:4"]
+FIELDS = ["device", "config", "M", "K", "N", "backend", "seconds", "mac_per_s",
+          "torch_mm_mac_per_s", "ratio_to_torch_mm", "mac_per_cpu_s", "torch_mm_mac_per_cpu_s",
+          "ratio_cpu", "peak_bytes", "peak_over_io", "threads"]
+
+
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _inputs(cfg, M, K, N, device, seed=0):
+    """Codes of N(0, 1) values rounded to the input format (finite, realistic exponents)."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(M, K, generator=g, dtype=torch.float64)
+    Y = torch.randn(K, N, generator=g, dtype=torch.float64)
+    A = ref.encode(X, cfg.in_fmt)
+    B = ref.encode(Y, cfg.in_fmt)
+    if device == "cpu":
+        return A.numpy(), B.numpy(), X.float(), Y.float()
+    return A.to(device), B.to(device), X.float().to(device), Y.float().to(device)
+
+
+def _time(fn, device, repeat):
+    """(best wall seconds, best process CPU seconds) over ``repeat`` calls."""
+    best, best_cpu = float("inf"), float("inf")
+    for _ in range(repeat):
+        _sync(device)
+        c = time.process_time()
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+        best_cpu = min(best_cpu, time.process_time() - c)
+    return best, best_cpu
+
+
+def _peak(fn, device):
+    """Peak bytes allocated during one call of fn."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _mm_time(X, Y, device, repeat):
+    """(wall, cpu) seconds of one torch.mm: best of ``repeat`` batches of ~0.2 G MAC each."""
+    torch.mm(X, Y)
+    inner = max(1, int(2e8 // (X.shape[0] * X.shape[1] * Y.shape[1] + 1)))
+    t, c = _time(lambda: [torch.mm(X, Y) for _ in range(inner)], device, repeat)
+    return t / inner, c / inner
+
+
+def _row(device, spec, shape, backend, call, mm, repeat, threads):
+    """Time ``call`` (interleaved with torch.mm, whose (wall, cpu) seconds are ``mm()``)."""
+    M, K, N = shape
+    macs = M * K * N
+    t_emu, c_emu = _time(call, device, repeat)
+    t_mm, c_mm = mm()
+    t2, c2 = _time(call, device, 1)  # once more, after torch.mm, under the same load
+    t_emu, c_emu = min(t_emu, t2), min(c_emu, c2)
+    peak = _peak(call, device)
+    io = (M * K + K * N + M * N) * 8  # int64 codes of A, B and C
+    return dict(device=device, config=spec, M=M, K=K, N=N, backend=backend, seconds=t_emu,
+                mac_per_s=macs / t_emu, torch_mm_mac_per_s=macs / t_mm,
+                ratio_to_torch_mm=t_mm / t_emu, mac_per_cpu_s=macs / c_emu,
+                torch_mm_mac_per_cpu_s=macs / c_mm, ratio_cpu=c_mm / c_emu, peak_bytes=peak,
+                peak_over_io=peak / io, threads=threads)
+
+
+def run(device, shapes, configs, repeat, reference_shape=None):
+    """Benchmark rows (dicts with FIELDS) for every config and shape; prints each row."""
+    rows = []
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+    threads = fast.threads() if device == "cpu" else 1
+    for spec in configs:
+        cfg = ref.parse_mac(spec)
+        A0, B0, _, _ = _inputs(cfg, 2, 3, 2, device)
+        ref.matmul(A0, B0, cfg)  # JIT compile (or load the cache) before timing
+        for shape in shapes:
+            A, B, X, Y = _inputs(cfg, *shape, device)
+            mm = lambda X=X, Y=Y: _mm_time(X, Y, device, repeat)  # noqa: E731
+            backends = [("fast", ref.matmul)]
+            if reference_shape == shape:
+                backends.append(("reference", matmul_reference))
+            for name, fn in backends:
+                call = lambda fn=fn, A=A, B=B, cfg=cfg: fn(A, B, cfg, seed=1)  # noqa: E731
+                rows.append(_row(device, spec, shape, name, call, mm,
+                                 repeat if name == "fast" else 1, threads))
+                print(_fmt_row(rows[-1]), flush=True)
+    return rows
+
+
+def _fmt_row(r):
+    return (f"| {r['config']} | {r['M']}x{r['K']}x{r['N']} | {r['backend']} | "
+            f"{r['mac_per_s'] / 1e6:,.1f} | {r['torch_mm_mac_per_s'] / 1e9:,.1f} | "
+            f"1/{1 / r['ratio_to_torch_mm']:,.0f} | {r['mac_per_cpu_s'] / 1e6:,.1f} | "
+            f"{r['torch_mm_mac_per_cpu_s'] / 1e9:,.1f} | 1/{1 / r['ratio_cpu']:,.0f} | "
+            f"{r['peak_bytes'] / 2**20:,.2f} | {r['peak_over_io']:.1f} |")
+
+
+def markdown(rows, device):
+    head = [
+        f"Device: {device} ({_device_name(device)}), "
+        f"{rows[0]['threads'] if rows else '?'} thread(s), "
+        f"torch {torch.__version__}, numpy {np.__version__}, "
+        f"numba {_numba_version()}, python {platform.python_version()}.",
+        "",
+        "| config | M x K x N | backend | emulated M MAC/s | torch.mm f32 G MAC/s | ratio | "
+        "emulated M MAC/cpu-s | torch.mm G MAC/cpu-s | ratio (CPU time) | peak MiB | "
+        "peak / (A+B+C) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    return "\n".join(head + [_fmt_row(r) for r in rows]) + "\n"
+
+
+def _device_name(device):
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} CPUs"
+
+
+def _numba_version():
+    try:
+        import numba
+
+        return numba.__version__
+    except ImportError:
+        return "absent"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per case (best is kept)")
+    p.add_argument("--quick", action="store_true", help="two shapes, one repeat")
+    p.add_argument("--out", default="build/bench", help="folder for emulation.csv / emulation.md")
+    p.add_argument("--configs", nargs="*", default=CONFIGS)
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for both the emulation and torch.mm (default: all cores)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip timing the reference loop on 64x256x64")
+    args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("benchmark: --device cuda needs a CUDA GPU (torch.cuda.is_available() is False)",
+              file=sys.stderr)
+        return 2
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+        fast.THREADS = args.threads
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    repeat = 1 if args.quick else args.repeat
+    rows = run(args.device, shapes, args.configs, repeat,
+               None if args.no_reference else (64, 256, 64))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "emulation.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    (out / "emulation.md").write_text(markdown(rows, args.device))
+    print(f"wrote {out / 'emulation.csv'} and {out / 'emulation.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
