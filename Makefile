@@ -35,6 +35,7 @@ demo: setup
 	$(VENV)/bin/srmac demo --out build/demo
 
 bench: setup
+	$(PY) benchmarks/matmul_speed.py
 	$(PY) benchmarks/emulation.py
 
 lint: setup

@@ -32,8 +32,15 @@ class CliError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (no usage dump), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="srmac",
         description=(
             "srmac: bit-exact stochastic-rounding (SR) multiply-accumulate toolkit. "
@@ -41,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Run `srmac <command> --help` for the options of a command.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     for name in COMMAND_MODULES:
         try:
             mod = importlib.import_module(name)
