@@ -474,6 +474,8 @@ _RBITS_EPILOG = """\
 examples:
   srmac rbits --n 4096            # prints 6
   srmac rbits --n 4096 --explain
+  srmac rbits --sweep --in e5m2 --acc e6m5            # measure the knee (CSV + plots)
+  srmac rbits --sweep --quick --out /tmp/rbits        # seconds
 
 r = ceil(log2(n) / 2), computed exactly as the smallest r >= 1 with 4**r >= n
 (El Arar, Fasi, Filip, Mikaitis, arXiv 2408.03069).
@@ -493,6 +495,9 @@ def _register_rbits(sub):
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--n", metavar="N", help="chain length (number of MACs), >= 1")
     p.add_argument("--explain", action="store_true", help="add a line explaining the rule")
+    from .analysis import add_sweep_arguments
+
+    add_sweep_arguments(p, sweep_group=target)
     p.set_defaults(func=_cmd_rbits)
     return p
 
@@ -500,6 +505,10 @@ def _register_rbits(sub):
 def _cmd_rbits(args) -> int:
     from .config import required_rbits
 
+    if args.sweep:
+        from .analysis import run_sweep
+
+        return run_sweep(args)
     n = parse_int(args.n, "--n", 1)
     r = required_rbits(n)
     print(r)
