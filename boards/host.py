@@ -104,33 +104,27 @@ class Accelerator:
 
     def matmul(self, A, B, C=None) -> np.ndarray:
         """``C + A @ B`` on codes (M x K, K x N), tiled as :mod:`ref.array` defines."""
-        from ref.array import tile_order
+        from ref.array import tile_plan
 
         A = np.asarray(A, dtype=np.int64)
         B = np.asarray(B, dtype=np.int64)
         if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0] or A.shape[1] < 1:
             raise ValueError(f"shape mismatch: A is {A.shape} and B is {B.shape}")
         R, Cc, kmax = self.info["rows"], self.info["cols"], self.info["kmax"]
-        M, K = A.shape
-        N = B.shape[1]
-        Mp, Np = -(-M // R) * R, -(-N // Cc) * Cc
-        Ap = np.zeros((Mp, K), dtype=np.int64)
-        Ap[:M] = A
-        Bp = np.zeros((K, Np), dtype=np.int64)
-        Bp[:, :N] = B
-        Cp = np.zeros((Mp, Np), dtype=np.int64)
-        if C is not None:
-            Cp[:M, :N] = np.broadcast_to(np.asarray(C, dtype=np.int64), (M, N))
-        out = np.zeros((Mp, Np), dtype=np.int64)
-        for ti, tj in tile_order(M, N, R, Cc):
-            rs, cs = slice(ti * R, ti * R + R), slice(tj * Cc, tj * Cc + Cc)
-            self.load_c(Cp[rs, cs])
-            for k0 in range(0, K, kmax):
-                ks = slice(k0, min(K, k0 + kmax))
-                self.load_a(Ap[rs, ks])
-                self.load_b(Bp[ks, cs])
-                self.run()
-            out[rs, cs] = self.read_c()
+        M, N = A.shape[0], B.shape[1]
+        out = np.zeros((-(-M // R) * R, -(-N // Cc) * Cc), dtype=np.int64)
+        block = None
+        for ti, tj, _k0, At, Bt, Ct in tile_plan(A, B, C, R, Cc, kmax):
+            if Ct is not None:  # a new output block: read the last one, preload this one
+                if block is not None:
+                    out[block] = self.read_c()
+                block = (slice(ti * R, ti * R + R), slice(tj * Cc, tj * Cc + Cc))
+                self.load_c(Ct)
+            self.load_a(At)
+            self.load_b(Bt)
+            self.run()
+        if block is not None:
+            out[block] = self.read_c()
         return out[:M, :N]
 
 

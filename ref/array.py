@@ -34,7 +34,7 @@ from . import prng
 from .chain import matmul
 from .config import MacConfig
 
-__all__ = ["tile_order", "ArrayModel", "array_matmul", "initial_states"]
+__all__ = ["tile_order", "tile_plan", "ArrayModel", "array_matmul", "initial_states"]
 
 
 def _dims(rows, cols):
@@ -103,38 +103,8 @@ class ArrayModel:
         return np.asarray(z, dtype=np.int64)
 
     def tiles(self, A, B, C=None, k_tile: int | None = None):
-        """The tile sequence of ``C + A @ B``: ``(ti, tj, k0, A_t, B_t, C_t_or_None)``.
-
-        ``C_t`` is None for every chunk but the first of a block (the hardware
-        preloads the previous chunk's results then; a host reads them back and
-        sends them, or keeps them in the array - either gives the same codes).
-        """
-        A = np.asarray(A, dtype=np.int64)
-        B = np.asarray(B, dtype=np.int64)
-        if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0]:
-            raise ValueError(f"shape mismatch: A is {A.shape} and B is {B.shape}")
-        M, K = A.shape
-        N = B.shape[1]
-        if K < 1:
-            raise ValueError("K must be >= 1")
-        if k_tile is None:
-            k_tile = K
-        if not isinstance(k_tile, (int, np.integer)) or k_tile < 1:
-            raise ValueError(f"k_tile must be an integer >= 1, got {k_tile!r}")
-        R, Cc = self.rows, self.cols
-        Mp, Np = -(-M // R) * R, -(-N // Cc) * Cc
-        Ap = np.zeros((Mp, K), dtype=np.int64)
-        Ap[:M] = A
-        Bp = np.zeros((K, Np), dtype=np.int64)
-        Bp[:, :N] = B
-        Cp = np.zeros((Mp, Np), dtype=np.int64)
-        if C is not None:
-            Cp[:M, :N] = np.broadcast_to(np.asarray(C, dtype=np.int64), (M, N))
-        for ti, tj in tile_order(M, N, R, Cc):
-            rs, cs = slice(ti * R, ti * R + R), slice(tj * Cc, tj * Cc + Cc)
-            for k0 in range(0, K, int(k_tile)):
-                ks = slice(k0, min(K, k0 + int(k_tile)))
-                yield ti, tj, k0, Ap[rs, ks], Bp[ks, cs], (Cp[rs, cs] if k0 == 0 else None)
+        """The tile sequence of ``C + A @ B`` on this array (see :func:`tile_plan`)."""
+        return tile_plan(A, B, C, self.rows, self.cols, k_tile)
 
     def matmul(self, A, B, C=None, *, k_tile: int | None = None):
         """``C + A @ B`` (M x K, K x N) tiled onto the array; the generator states continue."""
@@ -167,3 +137,40 @@ def array_matmul(A, B, cfg: MacConfig, rows: int, cols: int, C=None, *, seed: in
         arr.state = st.copy()
     z = arr.matmul(A, B, C, k_tile=k_tile)
     return (z, arr.state) if return_state else z
+
+
+def tile_plan(A, B, C, rows: int, cols: int, k_tile: int | None = None):
+    """The tile sequence of ``C + A @ B`` on an R x C array: ``(ti, tj, k0, A_t, B_t, C_t)``.
+
+    Blocks come in :func:`tile_order`; edge blocks are padded with code 0.
+    ``C_t`` is the block's initial accumulators for the first K chunk and
+    None for the others (the hardware preloads the previous chunk's results
+    then; a host reads them back and sends them, or keeps them in the array -
+    either gives the same codes). Shared by :class:`ArrayModel` and
+    :class:`boards.host.Accelerator`, so both tile identically.
+    """
+    A = np.asarray(A, dtype=np.int64)
+    B = np.asarray(B, dtype=np.int64)
+    if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0]:
+        raise ValueError(f"shape mismatch: A is {A.shape} and B is {B.shape}")
+    M, K = A.shape
+    N = B.shape[1]
+    if K < 1:
+        raise ValueError("K must be >= 1")
+    if k_tile is None:
+        k_tile = K
+    if not isinstance(k_tile, (int, np.integer)) or k_tile < 1:
+        raise ValueError(f"k_tile must be an integer >= 1, got {k_tile!r}")
+    Mp, Np = -(-M // rows) * rows, -(-N // cols) * cols
+    Ap = np.zeros((Mp, K), dtype=np.int64)
+    Ap[:M] = A
+    Bp = np.zeros((K, Np), dtype=np.int64)
+    Bp[:, :N] = B
+    Cp = np.zeros((Mp, Np), dtype=np.int64)
+    if C is not None:
+        Cp[:M, :N] = np.broadcast_to(np.asarray(C, dtype=np.int64), (M, N))
+    for ti, tj in tile_order(M, N, rows, cols):
+        rs, cs = slice(ti * rows, ti * rows + rows), slice(tj * cols, tj * cols + cols)
+        for k0 in range(0, K, int(k_tile)):
+            ks = slice(k0, min(K, k0 + int(k_tile)))
+            yield ti, tj, k0, Ap[rs, ks], Bp[ks, cs], (Cp[rs, cs] if k0 == 0 else None)
