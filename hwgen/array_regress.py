@@ -8,15 +8,12 @@ array by :mod:`ref.array` (``k_tile`` None = whole K).
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ref.config import parse_mac
 
-from .regress import ROOT, TIMESCALE, simulator_available
+from .regress import ROOT, simulate, simulator_available
 
 __all__ = ["ArrayRegressConfig", "ARRAY_BENCH_DIR", "run_array_config", "work_string"]
 
@@ -45,8 +42,6 @@ def work_string(work) -> str:
 
 def run_array_config(rc: ArrayRegressConfig, build_dir, *, vseed: int = 1) -> dict:
     """Generate, build and simulate one array configuration; returns the bench's report."""
-    from cocotb_tools.runner import get_results, get_runner
-
     from .array_export import array_to_verilog, build_array
 
     why = simulator_available()
@@ -59,19 +54,7 @@ def run_array_config(rc: ArrayRegressConfig, build_dir, *, vseed: int = 1) -> di
     hw_seed = rc.seed if rc.hw_seed is None else rc.hw_seed
     arr = build_array(parse_mac(rc.hw_mac or rc.mac), rc.rows, rc.cols, hw_seed, rc.pipeline)
     top = f"array_{rc.name}"
-    src = bdir / f"{top}.v"
-    text = array_to_verilog(arr, top)
-    if not src.exists() or src.read_text() != text:
-        src.write_text(text)
     report = bdir / "report.json"
-    results_xml = bdir / "results.xml"
-    for f in (report, results_xml):
-        if f.exists():
-            f.unlink()
-    runner = get_runner("icarus")
-    t0 = time.time()
-    runner.build(sources=[src], hdl_toplevel=top, build_dir=bdir, timescale=TIMESCALE,
-                 log_file=bdir / "build.log")
     env = {
         "SRMAC_MAC": rc.mac,
         "SRMAC_ROWS": str(rc.rows),
@@ -83,26 +66,7 @@ def run_array_config(rc: ArrayRegressConfig, build_dir, *, vseed: int = 1) -> di
         "SRMAC_STALL": str(rc.stall),
         "SRMAC_REPORT": str(report),
     }
-    added = [p for p in (str(ARRAY_BENCH_DIR), str(ROOT)) if p not in sys.path]
-    sys.path[:0] = added
-    try:
-        runner.test(test_module="array_bench", hdl_toplevel=top, build_dir=bdir, test_dir=bdir,
-                    extra_env=env, timescale=TIMESCALE, log_file=bdir / "sim.log",
-                    results_xml=str(results_xml.resolve()))
-    except SystemExit:
-        pass  # the runner exits when a test fails; the report says how
-    finally:
-        for p in added:
-            sys.path.remove(p)
-    seconds = time.time() - t0
-    if report.exists():
-        out = json.loads(report.read_text())
-    else:
-        out = {"macs": 0, "mismatches": -1, "details": [f"no report: see {bdir / 'sim.log'}"]}
-    try:
-        n_tests, n_fail = get_results(results_xml)
-    except RuntimeError:
-        n_tests, n_fail = 0, 1
-    out.update(name=rc.name, seconds=seconds,
-               passed=n_tests > 0 and n_fail == 0 and out.get("mismatches") == 0)
+    out = simulate(top, array_to_verilog(arr, top), bdir, "array_bench", ARRAY_BENCH_DIR, env,
+                   {"macs": 0})
+    out.update(name=rc.name)
     return out

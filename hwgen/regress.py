@@ -101,8 +101,6 @@ def simulator_available() -> str | None:
 
 def run_config(rc: RegressConfig, ops: int, build_dir: str | os.PathLike, *, seed: int = 1) -> dict:
     """Generate, build and simulate one configuration; returns the bench's report."""
-    from cocotb_tools.runner import get_runner
-
     from .export import to_verilog
     from .mac import MacUnit
 
@@ -114,22 +112,8 @@ def run_config(rc: RegressConfig, ops: int, build_dir: str | os.PathLike, *, see
     hw_cfg = parse_mac(rc.hw_mac) if rc.hw_mac else rc.cfg
     unit = MacUnit(hw_cfg, rand=rc.rand, seed=rc.seed, pipeline=rc.pipeline)
     top = f"mac_{rc.name}"
-    src = bdir / f"{top}.v"
     text = to_verilog(unit, top)
-    if not src.exists() or src.read_text() != text:
-        src.write_text(text)
     report = bdir / "report.json"
-    if report.exists():
-        report.unlink()
-    runner = get_runner("icarus")
-    t0 = time.time()
-    runner.build(
-        sources=[src],
-        hdl_toplevel=top,
-        build_dir=bdir,
-        timescale=TIMESCALE,
-        log_file=bdir / "build.log",
-    )
     env = {
         "SRMAC_MAC": rc.mac,
         "SRMAC_RAND": rc.rand,
@@ -140,23 +124,40 @@ def run_config(rc: RegressConfig, ops: int, build_dir: str | os.PathLike, *, see
         "SRMAC_IDLE": str(rc.idle),
         "SRMAC_REPORT": str(report),
     }
-    # The runner passes this process's sys.path to the simulator's Python as PYTHONPATH.
-    added = [p for p in (str(BENCH_DIR), str(ROOT)) if p not in sys.path]
-    sys.path[:0] = added
+    out = simulate(top, text, bdir, "mac_bench", BENCH_DIR, env, {"ops": 0})
+    out.update(name=rc.name)
+    return out
+
+
+def simulate(top: str, verilog: str, bdir: Path, bench: str, bench_dir: Path, env: dict,
+             empty: dict) -> dict:
+    """Build ``verilog`` with Icarus and run the cocotb ``bench`` module on it.
+
+    The bench writes its report (JSON) to ``env["SRMAC_REPORT"]``; returns it
+    with ``seconds`` and ``passed`` (tests ran, none failed, no mismatch) added.
+    ``empty`` holds the counters of a report the bench never wrote.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    src = bdir / f"{top}.v"
+    if not src.exists() or src.read_text() != verilog:
+        src.write_text(verilog)  # unchanged sources keep the runner's build cache
+    report = Path(env["SRMAC_REPORT"])
     results_xml = bdir / "results.xml"
-    if results_xml.exists():
-        results_xml.unlink()
+    for f in (report, results_xml):
+        if f.exists():
+            f.unlink()
+    runner = get_runner("icarus")
+    t0 = time.time()
+    runner.build(sources=[src], hdl_toplevel=top, build_dir=bdir, timescale=TIMESCALE,
+                 log_file=bdir / "build.log")
+    # The runner passes this process's sys.path to the simulator's Python as PYTHONPATH.
+    added = [p for p in (str(bench_dir), str(ROOT)) if p not in sys.path]
+    sys.path[:0] = added
     try:
-        runner.test(
-            test_module="mac_bench",
-            hdl_toplevel=top,
-            build_dir=bdir,
-            test_dir=bdir,
-            extra_env=env,
-            timescale=TIMESCALE,
-            log_file=bdir / "sim.log",
-            results_xml=str(results_xml.resolve()),
-        )
+        runner.test(test_module=bench, hdl_toplevel=top, build_dir=bdir, test_dir=bdir,
+                    extra_env=env, timescale=TIMESCALE, log_file=bdir / "sim.log",
+                    results_xml=str(results_xml.resolve()))
     except SystemExit:
         pass  # the runner exits when a test fails; the report and results.xml say how
     finally:
@@ -166,18 +167,13 @@ def run_config(rc: RegressConfig, ops: int, build_dir: str | os.PathLike, *, see
     if report.exists():
         out = json.loads(report.read_text())
     else:
-        out = {"ops": 0, "mismatches": -1, "details": [f"no report: see {bdir / 'sim.log'}"]}
-    from cocotb_tools.runner import get_results
-
+        out = {**empty, "mismatches": -1, "details": [f"no report: see {bdir / 'sim.log'}"]}
     try:
         n_tests, n_fail = get_results(results_xml)
     except RuntimeError:  # the simulator died before writing results
         n_tests, n_fail = 0, 1
-    out.update(
-        name=rc.name,
-        seconds=seconds,
-        passed=(n_tests > 0 and n_fail == 0 and out.get("mismatches") == 0),
-    )
+    out.update(seconds=seconds,
+               passed=n_tests > 0 and n_fail == 0 and out.get("mismatches") == 0)
     return out
 
 
