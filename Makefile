@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.srmac-setup
-APT_PACKAGES := iverilog libusb-1.0-0 dataset-fashion-mnist
+APT_PACKAGES := iverilog libusb-1.0-0 libftdi1-2 dataset-fashion-mnist
 TORCH_VERSION := 2.13.0
 JOBS  ?= 2
 

