@@ -287,47 +287,49 @@ def format_result(res, cfg) -> str:
 
 # ---- the sweep -----------------------------------------------------------------------
 
-_CSV_FIELDS = [
-    "spec",
-    "in_fmt",
-    "acc_fmt",
-    "rounding",
-    "rbits",
-    "rand_bits",
-    "pipeline",
-    "rand_mode",
-    "device",
-    "family",
-    "dsp_mode",
-    "seeds",
-    "n_in",
-    "n_out",
-    "dut_luts",
-    "dut_carry",
-    "dut_ffs",
-    "dut_dsp",
-    "dut_ram",
-    "top_luts",
-    "top_ffs",
-    "logic_cells",
-    "logic_cells_available",
-    "dsp_blocks",
-    "ram_blocks",
-    "io",
-    "fmax_mhz",
-    "fmax_all",
-    "target_mhz",
-    "crit_ns",
-    "crit_logic_ns",
-    "crit_routing_ns",
-    "crit_levels",
-    "crit_start",
-    "crit_end",
-    "crit_sources",
-    "yosys_s",
-    "pnr_s",
-    "error",
-]
+# Column name -> type, in CSV order (read_csv converts numbers back).
+_CSV_COLUMNS = {
+    "spec": str,
+    "in_fmt": str,
+    "acc_fmt": str,
+    "rounding": str,
+    "rbits": int,
+    "rand_bits": int,
+    "pipeline": int,
+    "rand_mode": str,
+    "device": str,
+    "family": str,
+    "dsp_mode": str,
+    "seeds": str,
+    "n_in": int,
+    "n_out": int,
+    "dut_luts": int,
+    "dut_carry": int,
+    "dut_ffs": int,
+    "dut_dsp": int,
+    "dut_ram": int,
+    "top_luts": int,
+    "top_ffs": int,
+    "logic_cells": int,
+    "logic_cells_available": int,
+    "dsp_blocks": int,
+    "ram_blocks": int,
+    "io": int,
+    "fmax_mhz": float,
+    "fmax_all": str,
+    "target_mhz": float,
+    "crit_ns": float,
+    "crit_logic_ns": float,
+    "crit_routing_ns": float,
+    "crit_levels": int,
+    "crit_start": str,
+    "crit_end": str,
+    "crit_sources": str,
+    "yosys_s": float,
+    "pnr_s": float,
+    "error": str,
+}
+_CSV_FIELDS = list(_CSV_COLUMNS)
 
 
 def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
@@ -414,42 +416,12 @@ def write_csv(rows: list[dict], path) -> None:
 
 def read_csv(path) -> list[dict]:
     """Rows of a sweep CSV, numbers converted back."""
-    ints = {
-        "rbits",
-        "rand_bits",
-        "pipeline",
-        "n_in",
-        "n_out",
-        "dut_luts",
-        "dut_carry",
-        "dut_ffs",
-        "dut_dsp",
-        "dut_ram",
-        "top_luts",
-        "top_ffs",
-        "logic_cells",
-        "logic_cells_available",
-        "dsp_blocks",
-        "ram_blocks",
-        "io",
-        "crit_levels",
-    }
-    floats = {
-        "fmax_mhz",
-        "target_mhz",
-        "crit_ns",
-        "crit_logic_ns",
-        "crit_routing_ns",
-        "yosys_s",
-        "pnr_s",
-    }
     rows = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            for k in ints & r.keys():
-                r[k] = int(r[k]) if r[k] not in ("", None) else None
-            for k in floats & r.keys():
-                r[k] = float(r[k]) if r[k] not in ("", None) else None
+            for k, typ in _CSV_COLUMNS.items():
+                if typ is not str and k in r:
+                    r[k] = typ(r[k]) if r[k] not in ("", None) else None
             rows.append(r)
     return rows
 
