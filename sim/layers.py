@@ -80,6 +80,14 @@ def _ones_codes(m, fmt, device):
     return ref.encode(torch.ones((1, m), dtype=torch.float64, device=device), fmt)
 
 
+def _bias_grad(gcodes, cfg, seeds, dtype, layer):
+    """Bias gradient: the emulated GEMM of a ones row with the (rows x out) gradient codes."""
+    f = cfg.bwd_weight.in_fmt
+    ones = _ones_codes(gcodes.shape[0], f, gcodes.device)
+    return gemm(ones, gcodes, cfg.bwd_weight, seeds[Stream.BIAS_GEMM], dtype=dtype,
+                counter=layer).reshape(-1)
+
+
 class _QLinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, layer, seeds):
@@ -116,9 +124,7 @@ class _QLinearFn(torch.autograd.Function):
                 dw = gemm(gc.transpose(0, 1), xc, cfg.bwd_weight, seeds[Stream.BWD_WEIGHT_GEMM],
                           dtype=weight.dtype, counter=layer)
             if ctx.has_bias and ctx.needs_input_grad[2]:
-                ones = _ones_codes(gc.shape[0], f, gc.device)
-                db = gemm(ones, gc, cfg.bwd_weight, seeds[Stream.BIAS_GEMM], dtype=weight.dtype,
-                          counter=layer).reshape(-1)
+                db = _bias_grad(gc, cfg, seeds, weight.dtype, layer)
         ctx.cache = None
         return dx, dw, db, None, None
 
@@ -201,9 +207,7 @@ class _QConv2dFn(torch.autograd.Function):
                           seeds[Stream.BWD_WEIGHT_GEMM], dtype=weight.dtype, counter=layer)
                 dw = dw.reshape(weight.shape)
             if ctx.has_bias and ctx.needs_input_grad[2]:
-                ones = _ones_codes(gm.shape[0], f, gm.device)
-                db = gemm(ones, gm, cfg.bwd_weight, seeds[Stream.BIAS_GEMM], dtype=weight.dtype,
-                          counter=layer).reshape(-1)
+                db = _bias_grad(gm, cfg, seeds, weight.dtype, layer)
         ctx.cache = None
         return dx, dw, db, None, None
 
