@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "hwgen.cli",
     "hwgen.synth_cli",
     "sim.cli",
+    "sim.adaqat_cli",
     "boards.cli",
 ]
 
