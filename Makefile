@@ -7,7 +7,7 @@ APT_PACKAGES := iverilog libusb-1.0-0 libftdi1-2 dataset-fashion-mnist
 TORCH_VERSION := 2.13.0
 JOBS  ?= 2
 
-.PHONY: setup test demo lint regress bench clean
+.PHONY: setup test demo lint regress bench docs clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,16 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/matmul_speed.py
 	$(PY) benchmarks/emulation.py
+
+# The site: docs/, the notebooks (not re-executed) and the CLI reference
+# generated from the code, built with --strict (a warning fails the build).
+docs: setup
+	rm -rf build/docs_src && mkdir -p build/docs_src/reference
+	cp -r docs/. build/docs_src/
+	cp -r notebooks build/docs_src/notebooks
+	$(PY) -m ref.cli_docs > build/docs_src/reference/cli.md
+	$(VENV)/bin/mkdocs build --strict --quiet
+	@echo "docs: build/site/index.html"
 
 lint: setup
 	$(VENV)/bin/ruff check ref hwgen sim boards tests benchmarks
