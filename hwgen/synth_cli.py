@@ -454,14 +454,11 @@ def markdown_table(rows: list[dict]) -> str:
 
 def plot_sweep(rows: list[dict], path, title: str = "") -> None:
     """Area (LUT4 of the MAC alone) and Fmax against r, one row of panels per format pair."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ref.plotting import subplots
 
     ok = [r for r in rows if not r.get("error")]
     pairs = list(dict.fromkeys(f"{r['in_fmt']} -> {r['acc_fmt']}" for r in ok))
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(10, 3.4 * max(1, len(pairs))), squeeze=False)
+    fig, axes = subplots(len(pairs), 2, figsize=(10, 3.4 * max(1, len(pairs))), squeeze=False)
     styles = {
         "rn": ("tab:gray", "--"),
         "rz": ("black", ":"),
@@ -501,4 +498,3 @@ def plot_sweep(rows: list[dict], path, title: str = "") -> None:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

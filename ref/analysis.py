@@ -350,8 +350,7 @@ def plot(result: SweepResult, out_dir, prefix: str = "rbits") -> list:
     """
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plotting import subplots
 
     spec = result.spec
     out_dir = Path(out_dir)
@@ -360,10 +359,10 @@ def plot(result: SweepResult, out_dir, prefix: str = "rbits") -> list:
     knees = {(k["dist"], k["n"], k["rounding"]): k["knee"] for k in result.knees}
     sr_modes = [m for m in spec.modes if m.startswith("sr")]
     rs = list(range(1, spec.rmax + 1))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(spec.ns)))
+    colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(spec.ns)))
     paths = []
     for dist in spec.dists:
-        fig, axes = plt.subplots(1, len(sr_modes), figsize=(6 * len(sr_modes), 4.5), squeeze=False,
+        fig, axes = subplots(1, len(sr_modes), figsize=(6 * len(sr_modes), 4.5), squeeze=False,
                                  sharey=True)
         for ax, m in zip(axes[0], sr_modes, strict=True):
             lo = math.inf
@@ -389,7 +388,6 @@ def plot(result: SweepResult, out_dir, prefix: str = "rbits") -> list:
         fig.tight_layout()
         p = out_dir / f"{prefix}_{dist}.png"
         fig.savefig(p, dpi=110)
-        plt.close(fig)
         paths.append(p)
     return paths
 

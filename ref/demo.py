@@ -255,12 +255,9 @@ def write_csv(rows, path: Path):
 
 
 def plot(rows, ns, path: Path):
-    import matplotlib
+    from .plotting import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(DISTRIBUTIONS), figsize=(12, 4.4), sharey=True)
+    fig, axes = subplots(1, len(DISTRIBUTIONS), figsize=(12, 4.4), sharey=True)
     styles = {"rn": "o-", "rz": "v-", "sr_lazy r=4": "s--", "sr_eager r=4": "^--",
               "sr_lazy r=req": "s-", "sr_eager r=req": "^-", "sr_eager r=12": "d:"}
     x = np.array(ns, dtype=float)
@@ -283,7 +280,6 @@ def plot(rows, ns, path: Path):
     # Fixed margins: tight_layout costs seconds on log axes.
     fig.subplots_adjust(left=0.07, right=0.87, bottom=0.12, top=0.86, wspace=0.06)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def run(out="build/demo", *, quick=False, seeds=None, ns=None, rows_per_dist=None, cols=None,

@@ -137,13 +137,10 @@ def _evaluate(model, x, y, batch) -> tuple[float, float]:
 
 
 def _plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ref.plotting import subplots
 
     step = [r["step"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots(figsize=(6, 3.5))
     ax.plot(step, [r["n_w"] for r in rows], label="N_w (real)")
     ax.plot(step, [r["n_a"] for r in rows], label="N_a (real)")
     ax.step(step, [r["bits_w"] for r in rows], "--", where="post", label="ceil N_w")
@@ -154,7 +151,6 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def run(o: AdaQatOptions) -> dict:

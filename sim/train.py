@@ -162,13 +162,10 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def _plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ref.plotting import subplots
 
     ep = [r["epoch"] for r in rows]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (a1, a2) = subplots(1, 2, figsize=(9, 3.5))
     a1.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
     a1.plot(ep, [r["test_loss"] for r in rows], "s--", label="test")
     a1.set_xlabel("epoch")
@@ -182,7 +179,6 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _run_split(model, x, y, idx, batch, opt, train: bool, bar, device):

@@ -8,7 +8,7 @@ A cell that raises fails the test with the cell's traceback. An extra cell
 appended to the in-memory copy checks that the kernel runs this
 interpreter's environment (the virtualenv with ``ref``, ``sim``, ``boards``).
 
-Time on the 2-core development VM: about 2 minutes for all five notebooks,
+Time on the 2-core development VM: about 2.5 minutes for all six notebooks,
 most of it 05 (training, ~70 s) and 04 (board simulation, ~25 s).
 """
 
