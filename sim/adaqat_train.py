@@ -36,7 +36,7 @@ from .adaqat import (
     qat_model,
 )
 from .adaqat_models import ADAQAT_MODELS, build_adaqat_model
-from .data import load_fashion_mnist, to_tensors
+from .data import load_tensors
 from .seeds import derive_seed
 
 __all__ = ["AdaQatOptions", "run", "parse_fixed", "SUMMARY_FIELDS"]
@@ -156,13 +156,7 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
 def run(o: AdaQatOptions) -> dict:
     """Run AdaQAT (or the fixed-width baseline) as ``o`` says; returns the summary."""
     o.validate()
-    xtr, ytr, xte, yte = load_fashion_mnist(o.data_dir)
-    if o.limit_train:
-        xtr, ytr = xtr[: o.limit_train], ytr[: o.limit_train]
-    if o.limit_test:
-        xte, yte = xte[: o.limit_test], yte[: o.limit_test]
-    xtr, ytr = to_tensors(xtr, ytr)
-    xte, yte = to_tensors(xte, yte)
+    xtr, ytr, xte, yte = load_tensors(o.data_dir, o.limit_train, o.limit_test)
     out = Path(o.out) if o.out else default_out(o)
     out.mkdir(parents=True, exist_ok=True)
 

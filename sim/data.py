@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_idx", "write_idx", "load_fashion_mnist", "DatasetMissingError",
+__all__ = ["read_idx", "write_idx", "load_fashion_mnist", "load_tensors", "DatasetMissingError",
            "write_synthetic_dataset", "DEFAULT_DATA_DIR", "FILES", "CLASSES"]
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -126,6 +126,16 @@ def to_tensors(images, labels, device="cpu"):
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32) / 255.0)
     x = ((x - MEAN) / STD).unsqueeze(1)
     return x.to(device), torch.from_numpy(labels.astype(np.int64)).to(device)
+
+
+def load_tensors(data_dir=None, limit_train=None, limit_test=None):
+    """Fashion-MNIST as ``(xtr, ytr, xte, yte)`` tensors, each split cut to its limit."""
+    xtr, ytr, xte, yte = load_fashion_mnist(data_dir)
+    if limit_train:
+        xtr, ytr = xtr[:limit_train], ytr[:limit_train]
+    if limit_test:
+        xte, yte = xte[:limit_test], yte[:limit_test]
+    return (*to_tensors(xtr, ytr), *to_tensors(xte, yte))
 
 
 def write_synthetic_dataset(data_dir, n_train: int = 64, n_test: int = 32, seed: int = 0) -> Path:

@@ -49,6 +49,15 @@ class QLayerMixin:
         self.calls = {True: 0, False: 0}  # training / eval call counters
         self.macs = 0  # emulated MACs performed by this layer (all three GEMMs)
 
+    def _copy_from(self, mod):
+        """Take ``mod``'s parameters and training mode (for ``from_float``); returns self."""
+        with torch.no_grad():
+            self.weight.copy_(mod.weight)
+            if mod.bias is not None:
+                self.bias.copy_(mod.bias)
+        self.train(mod.training)
+        return self
+
     def set_config(self, config) -> None:
         self.config = make_layer_config(config)
 
@@ -145,12 +154,7 @@ class QLinear(QLayerMixin, nn.Linear):
     def from_float(cls, mod: nn.Linear, config, layer_id=0, seed=0) -> QLinear:
         q = cls(mod.in_features, mod.out_features, mod.bias is not None, config=config,
                 layer_id=layer_id, seed=seed, device=mod.weight.device, dtype=mod.weight.dtype)
-        with torch.no_grad():
-            q.weight.copy_(mod.weight)
-            if mod.bias is not None:
-                q.bias.copy_(mod.bias)
-        q.train(mod.training)
-        return q
+        return q._copy_from(mod)
 
     def forward(self, x):
         lead = x.shape[:-1]
@@ -238,12 +242,7 @@ class QConv2d(QLayerMixin, nn.Conv2d):
         q = cls(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding,
                 mod.dilation, mod.groups, mod.bias is not None, mod.padding_mode, config=config,
                 layer_id=layer_id, seed=seed, device=mod.weight.device, dtype=mod.weight.dtype)
-        with torch.no_grad():
-            q.weight.copy_(mod.weight)
-            if mod.bias is not None:
-                q.bias.copy_(mod.bias)
-        q.train(mod.training)
-        return q
+        return q._copy_from(mod)
 
     def forward(self, x):
         squeeze = x.dim() == 3

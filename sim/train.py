@@ -31,7 +31,7 @@ import torch.nn.functional as F
 import ref
 
 from .convert import quantize_model, reset_macs, total_macs
-from .data import load_fashion_mnist, to_tensors
+from .data import load_tensors
 from .models import build_model
 from .optim import LowPrecisionSGD
 from .quant import make_layer_config, parse_quantizer
@@ -230,13 +230,7 @@ def _run(opts: TrainOptions, dist: _Dist, kind: str) -> dict:
     for q in (opts.quant_weight, opts.quant_act, opts.quant_grad):
         parse_quantizer(q)
 
-    xtr, ytr, xte, yte = load_fashion_mnist(opts.data_dir)
-    if opts.limit_train:
-        xtr, ytr = xtr[: opts.limit_train], ytr[: opts.limit_train]
-    if opts.limit_test:
-        xte, yte = xte[: opts.limit_test], yte[: opts.limit_test]
-    xtr, ytr = to_tensors(xtr, ytr)
-    xte, yte = to_tensors(xte, yte)
+    xtr, ytr, xte, yte = load_tensors(opts.data_dir, opts.limit_train, opts.limit_test)
 
     torch.manual_seed(opts.seed)
     model = build_model(opts.model, hidden=opts.hidden, channels=opts.channels)
