@@ -5,9 +5,16 @@ Examples::
     srmac train --model mlp --mac e5m2:e6m5:sr_eager:4 --epochs 1 --limit-train 512
     srmac train --model cnn --mac fp32 --epochs 5            # plain float baseline
     torchrun --standalone --nproc-per-node 2 -m ref.cli train --model mlp --mac e5m2:e6m5:rn
+
+``srmac train-table``: the results table (models x MACs x seeds), resumable::
+
+    srmac train-table --models mlp --seeds 0,1,2 --epochs 3 --limit-train 12000
 """
 
 from __future__ import annotations
+
+import os
+import sys
 
 
 def register(sub) -> None:
@@ -58,11 +65,65 @@ def register(sub) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=_train)
 
+    t = sub.add_parser(
+        "train-table",
+        help="the training results table: models x MACs x seeds, resumable",
+        description=(
+            "Run a grid of `srmac train` runs that differ only in the MAC (default: fp32, then "
+            "E5M2 x E5M2 -> E6M5 with rn, rz, sr_lazy and sr_eager at r = 2, 4, 6, 8), "
+            "skipping runs already finished with the same options, and write table.csv, "
+            "table.md (mean and spread of the test accuracy over seeds, seconds per epoch, "
+            "the command of each row) and table.png under --out."
+        ),
+    )
+    t.add_argument("--models", default="mlp,cnn", help="comma-separated [default: mlp,cnn]")
+    t.add_argument("--macs", default=None,
+                   help="comma-separated MACs [default: fp32 and the E5M2 x E5M2 -> E6M5 grid]")
+    t.add_argument("--seeds", default="0,1,2", help="comma-separated [default: 0,1,2]")
+    t.add_argument("--epochs", type=int, default=3, help="[default: 3]")
+    t.add_argument("--limit-train", type=int, default=None, help="use the first N training samples")
+    t.add_argument("--limit-test", type=int, default=None, help="use the first N test samples")
+    t.add_argument("--batch-size", type=int, default=128, help="[default: 128]")
+    t.add_argument("--lr", type=float, default=0.05, help="[default: 0.05]")
+    t.add_argument("--hidden", type=int, default=256, help="MLP hidden width [default: 256]")
+    t.add_argument("--channels", type=int, default=8, help="CNN first-layer channels [default: 8]")
+    t.add_argument("--data-dir", default=None, help="folder of the Fashion-MNIST IDX files")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    t.add_argument("--out", default="build/train-table",
+                   help="root of the runs and the table [default: build/train-table]")
+    t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    t.set_defaults(func=_train_table)
+
 
 def _train(args) -> int:
     from .train import TrainOptions, run
 
     fields = TrainOptions.__dataclass_fields__
     opts = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
-    run(opts)
+    summary = run(opts)
+    if summary["world_size"] > 1:
+        # Under torchrun, gloo's threads occasionally aborted a rank during
+        # interpreter shutdown ("terminate called without an active exception")
+        # after a complete run; everything is written, so leave without it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+def _train_table(args) -> int:
+    from .table import DEFAULT_MACS, TableSpec, aggregate, parse_list, run_table, write_table
+    from .train import TrainOptions
+
+    base = TrainOptions(epochs=args.epochs, limit_train=args.limit_train,
+                        limit_test=args.limit_test, batch_size=args.batch_size, lr=args.lr,
+                        hidden=args.hidden, channels=args.channels, data_dir=args.data_dir,
+                        device=args.device)
+    spec = TableSpec(args.out, models=parse_list(args.models),
+                     macs=parse_list(args.macs) if args.macs else list(DEFAULT_MACS),
+                     seeds=parse_list(args.seeds, int), base=base)
+    rows = aggregate(run_table(spec, progress=args.progress))
+    paths = write_table(rows, spec.root)
+    print((spec.root / "table.md").read_text())
+    print("srmac train-table: wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -6,6 +6,7 @@ Fashion-MNIST, and write into ``out``:
 
 * ``log.csv``: one row per epoch (loss, accuracy, time, emulated MACs, MAC/s);
 * ``curves.png``: loss and accuracy per epoch;
+* ``model.pt``: the final parameters (``state_dict``; float layers for ``fp32``);
 * ``summary.json``: options, layer configuration, final metrics, MAC/s, and a
   digest of the parameters of every rank (they must agree under DDP).
 
@@ -18,6 +19,7 @@ which takes every ``world``-th sample. Only rank 0 prints and writes files.
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import json
 import os
@@ -143,8 +145,14 @@ class _Dist:
         torch.distributed.all_gather_object(out, obj)
         return out
 
-    def close(self):
+    def close(self, *, meet: bool = True):
         if self.owned:
+            # Tearing gloo down while a peer is still busy (rank 0 writing the
+            # summary and plot) aborted a rank ("terminate called without an
+            # active exception") in about one run in ten: meet first, except
+            # on an error path, where the peer may never arrive.
+            if meet:
+                torch.distributed.barrier()
             torch.distributed.destroy_process_group()
 
 
@@ -211,9 +219,15 @@ def run(opts: TrainOptions) -> dict:
     kind = "cuda" if use_cuda else "cpu"
     dist = _Dist(kind)
     try:
-        return _run(opts, dist, kind)
-    finally:
-        dist.close()
+        summary = _run(opts, dist, kind)
+    except BaseException:
+        dist.close(meet=False)
+        raise
+    # DDP's reducer sits in reference cycles that hold the process group: free
+    # it now, while the interpreter is whole, not during its finalisation.
+    gc.collect()
+    dist.close()
+    return summary
 
 
 def _run(opts: TrainOptions, dist: _Dist, kind: str) -> dict:
@@ -304,6 +318,8 @@ def _run(opts: TrainOptions, dist: _Dist, kind: str) -> dict:
             w.writeheader()
             w.writerows(rows)
         _plot(rows, out / "curves.png", title)
+        torch.save(model.state_dict(), out / "model.pt")
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"srmac train: wrote {out / 'log.csv'}, {out / 'curves.png'}, {out / 'summary.json'}")
+        print(f"srmac train: wrote {out / 'log.csv'}, {out / 'curves.png'}, {out / 'model.pt'}, "
+              f"{out / 'summary.json'}")
     return summary

@@ -200,3 +200,29 @@ def test_rn_matches_torch_all_float32_exponents(fmt, dtype, view):
     _compare(
         fmt, x, ref.encode(x.astype(np.float64), fmt, "rn"), _torch_codes(x, dtype, view, fmt.width)
     )
+
+
+@pytest.mark.parametrize("fmt", [c[0] for c in CASES] + [E4M3], ids=IDS + ["E4M3"])
+def test_encode_fast_cast_path_equals_exact_path(fmt):
+    """``ref.encode`` of a float32 tensor with RN takes torch's cast: same codes as the contract's steps."""
+    from ref.codec import _torch_cast_dtype
+
+    x = sample_values(fmt, n_random=20000, seed=3)
+    fast = ref.encode(torch.from_numpy(x), fmt, "rn")
+    exact = ref.encode(x.astype(np.float64), fmt, "rn")  # NumPy: always the exact steps
+    assert isinstance(fast, torch.Tensor) and fast.dtype == torch.int64
+    assert _torch_cast_dtype(fmt) is not None or fmt == E4M3
+    assert np.array_equal(fast.numpy(), exact)  # NaN included: canonical code
+
+
+def test_encode_fast_cast_path_only_where_it_is_exact():
+    from ref.codec import _torch_cast_dtype
+
+    # Formats that differ from the torch dtype in any rule take the exact steps.
+    for fmt in (FloatFormat(5, 2, subnormals=False), FloatFormat(5, 2, saturate=True),
+                FloatFormat(6, 5), FloatFormat(4, 3, specials="fn")):
+        assert _torch_cast_dtype(fmt) is None
+    # A value where double rounding through float32 would differ: float64 sources
+    # must not take the cast.
+    x = torch.tensor([1 + 2**-11 + 2**-40], dtype=torch.float64)
+    assert ref.encode(x, FP16, "rn").item() == 0x3C01

@@ -1,0 +1,215 @@
+"""The training results table: a grid of ``srmac train`` runs, resumable, aggregated over seeds.
+
+A grid is models x MAC configurations x seeds, every run with the same
+epochs, data subset, batch and quantizers, so that the rows differ only in the
+MAC (the accumulation arithmetic). Each run writes its usual folder
+``<root>/<model>/<mac slug>/s<seed>/``; a run whose ``summary.json`` exists
+with the same options is not run again, so a long grid can be stopped and
+resumed (or spread over several sessions) at no cost.
+
+The aggregate is ``table.csv`` (one row per model and MAC: mean and standard
+deviation of the final test accuracy over seeds, mean seconds per epoch,
+emulated MACs per epoch, and the command that reproduces one seed),
+``table.md`` (the same as a markdown table) and ``table.png`` (accuracy per
+MAC with the spread over seeds).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from .train import FLOAT_BASELINE, TrainOptions, _slug
+
+__all__ = ["DEFAULT_MACS", "TableSpec", "run_table", "aggregate", "write_table", "parse_list"]
+
+#: fp32 baseline, then E5M2 x E5M2 -> E6M5 with every rounding (issue 6's grid).
+DEFAULT_MACS = (
+    "fp32",
+    "e5m2:e6m5:rn",
+    "e5m2:e6m5:rz",
+    *(f"e5m2:e6m5:sr_lazy:{r}" for r in (2, 4, 6, 8)),
+    *(f"e5m2:e6m5:sr_eager:{r}" for r in (2, 4, 6, 8)),
+)
+
+#: The options every run of a grid shares (the rest are TrainOptions' defaults).
+_SHARED = ("epochs", "batch_size", "lr", "momentum", "limit_train", "limit_test", "hidden",
+           "channels", "data_dir", "device", "quant_weight", "quant_act", "quant_grad")
+
+
+def parse_list(text: str, kind=str) -> list:
+    """``"a,b,c"`` -> ``[a, b, c]`` (converted with ``kind``); empty items are an error."""
+    items = [t.strip() for t in str(text).split(",")]
+    if not items or any(not t for t in items):
+        raise ValueError(f"expected a comma-separated list, got {text!r}")
+    try:
+        return [kind(t) for t in items]
+    except ValueError:
+        raise ValueError(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
+
+
+@dataclass
+class TableSpec:
+    """A grid: models x macs x seeds, each run with ``base``'s shared options."""
+
+    root: Path
+    models: list[str] = field(default_factory=lambda: ["mlp", "cnn"])
+    macs: list[str] = field(default_factory=lambda: list(DEFAULT_MACS))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    base: TrainOptions = field(default_factory=TrainOptions)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        if not self.models or not self.macs or not self.seeds:
+            raise ValueError("a results table needs at least one model, one MAC and one seed")
+        for model in self.models:
+            if model not in ("mlp", "cnn"):
+                raise ValueError(f"unknown model {model!r}: choose mlp or cnn")
+        for mac in self.macs:  # fail before hours of training, not in the middle
+            if mac.strip().lower() not in FLOAT_BASELINE:
+                replace(self.base, mac=mac).layer_config()
+        self.base.validate()
+
+    def options(self, model: str, mac: str, seed: int) -> TrainOptions:
+        out = self.root / model / _slug(mac) / f"s{seed}"
+        return replace(self.base, model=model, mac=mac, seed=seed, out=str(out), progress=False)
+
+    def runs(self) -> list[TrainOptions]:
+        return [self.options(m, mac, s) for m in self.models for mac in self.macs
+                for s in self.seeds]
+
+
+def command(opts: TrainOptions) -> str:
+    """The ``srmac train`` command line that reproduces ``opts`` (defaults left out)."""
+    default = TrainOptions()
+    parts = ["srmac train"]
+    for name in ("model", "mac", *_SHARED, "seed"):
+        v = getattr(opts, name)
+        if v is None or v == getattr(default, name):
+            continue
+        parts.append(f"--{name.replace('_', '-')} {v}")
+    return " ".join(parts)
+
+
+def _done(opts: TrainOptions) -> dict | None:
+    """The summary of a finished run with exactly these options, else None."""
+    path = Path(opts.out) / "summary.json"
+    if not path.exists():
+        return None
+    try:
+        s = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    want = {k: v for k, v in asdict(opts).items() if k != "progress"}
+    have = {k: v for k, v in s.get("options", {}).items() if k != "progress"}
+    return s if have == want else None
+
+
+def run_table(spec: TableSpec, *, progress: bool = True, train=None) -> list[dict]:
+    """Run every missing run of the grid; returns one summary per run (grid order).
+
+    ``train`` (default :func:`sim.train.run`) is the function that trains one
+    run from its options and returns its summary; tests pass a stand-in.
+    """
+    if train is None:
+        from .train import run as train
+    runs = spec.runs()
+    todo = [o for o in runs if _done(o) is None]
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="results table", unit="run", dynamic_ncols=True)
+    for opts in todo:
+        if bar is not None:
+            bar.set_postfix_str(f"{opts.model} {opts.mac} s{opts.seed}")
+        train(opts)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    summaries = []
+    for opts in runs:
+        s = _done(opts)
+        if s is None:
+            raise RuntimeError(f"run {opts.out} left no summary.json with its options")
+        summaries.append(s)
+    return summaries
+
+
+def aggregate(summaries: list[dict]) -> list[dict]:
+    """One row per (model, mac): accuracy mean/std over seeds, time and MACs per epoch."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for s in summaries:
+        o = s["options"]
+        groups.setdefault((o["model"], o["mac"]), []).append(s)
+    rows = []
+    for (model, mac), runs in groups.items():
+        acc = [r["final"]["test_acc"] for r in runs]
+        epochs = [e for r in runs for e in r["epochs"]]
+        opts = TrainOptions(**{**runs[0]["options"], "seed": 0})
+        rows.append(dict(
+            model=model, mac=mac, seeds=len(runs),
+            epochs=opts.epochs,
+            test_acc_mean=statistics.fmean(acc),
+            test_acc_std=statistics.stdev(acc) if len(acc) > 1 else 0.0,
+            test_acc_min=min(acc), test_acc_max=max(acc),
+            train_loss_mean=statistics.fmean(r["final"]["train_loss"] for r in runs),
+            time_per_epoch_s=statistics.fmean(e["time_s"] for e in epochs),
+            emulated_macs_per_epoch=int(statistics.fmean(e["emulated_macs"] for e in epochs)),
+            command=command(opts).replace("--seed 0", "").strip() + " --seed S",
+        ))
+    return rows
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| model | MAC | seeds | test acc. % (mean ± std) | min-max % | final train loss "
+            "| s / epoch | emulated MACs / epoch |\n|---|---|---|---|---|---|---|---|\n")
+    body = "".join(
+        f"| {r['model']} | `{r['mac']}` | {r['seeds']} | {_pct(r['test_acc_mean'])} ± "
+        f"{_pct(r['test_acc_std'])} | {_pct(r['test_acc_min'])}-{_pct(r['test_acc_max'])} | "
+        f"{r['train_loss_mean']:.4f} | {r['time_per_epoch_s']:.1f} | "
+        f"{r['emulated_macs_per_epoch']:.3g} |\n" for r in rows)
+    cmds = "".join(f"- {r['model']}, `{r['mac']}`: `{r['command']}`\n" for r in rows)
+    return head + body + "\nCommands (S = seed):\n\n" + cmds
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    from ref.plotting import subplots
+
+    models = sorted({r["model"] for r in rows})
+    fig, axes = subplots(1, len(models), figsize=(5.5 * len(models), 3.8), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        mine = [r for r in rows if r["model"] == model]
+        x = list(range(len(mine)))
+        ax.errorbar(x, [100 * r["test_acc_mean"] for r in mine],
+                    yerr=[100 * r["test_acc_std"] for r in mine], fmt="o", capsize=3)
+        ax.set_xticks(x)
+        ax.set_xticklabels([r["mac"].replace("e5m2:e6m5:", "") for r in mine], rotation=45,
+                           ha="right")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{model}: E5M2 x E5M2 -> E6M5 MACs (mean ± std over seeds)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def write_table(rows: list[dict], root: Path) -> list[Path]:
+    """Write table.csv, table.md and table.png under ``root``; returns their paths."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = [root / "table.csv", root / "table.md", root / "table.png"]
+    with open(paths[0], "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    paths[1].write_text(markdown(rows))
+    plot(rows, paths[2])
+    return paths

@@ -1,0 +1,116 @@
+"""`srmac train-table`: the grid, its resumability, the aggregate and the written table."""
+
+import csv
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from ref.cli import main
+from sim.data import write_synthetic_dataset
+from sim.table import DEFAULT_MACS, TableSpec, aggregate, command, markdown, parse_list, run_table
+from sim.train import TrainOptions
+
+
+def _fake_train(calls):
+    """A stand-in for sim.train.run: accuracy depends on the MAC and seed, files as run writes."""
+
+    def train(opts: TrainOptions):
+        calls.append((opts.model, opts.mac, opts.seed))
+        acc = 0.5 + 0.1 * len(opts.mac) / 30 + 0.01 * opts.seed
+        rows = [dict(epoch=e, train_loss=1.0 / e, train_acc=acc, test_loss=1.0, test_acc=acc,
+                     time_s=2.0 * e, emulated_macs=1000 * e) for e in range(1, opts.epochs + 1)]
+        s = dict(options=asdict(opts), epochs=rows, final=rows[-1])
+        Path(opts.out).mkdir(parents=True, exist_ok=True)
+        (Path(opts.out) / "summary.json").write_text(json.dumps(s))
+        return s
+
+    return train
+
+
+def test_default_grid_is_the_issue_grid():
+    assert DEFAULT_MACS[0] == "fp32"
+    assert {"e5m2:e6m5:rn", "e5m2:e6m5:rz"} <= set(DEFAULT_MACS)
+    for mode in ("sr_lazy", "sr_eager"):
+        assert [m for m in DEFAULT_MACS if mode in m] == [f"e5m2:e6m5:{mode}:{r}" for r in (2, 4, 6, 8)]
+
+
+def test_grid_runs_once_and_resumes(tmp_path):
+    spec = TableSpec(tmp_path, models=["mlp", "cnn"], macs=["fp32", "e5m2:e6m5:rn"], seeds=[0, 1],
+                     base=TrainOptions(epochs=2, limit_train=64))
+    calls = []
+    out = run_table(spec, progress=False, train=_fake_train(calls))
+    assert len(out) == len(calls) == 8 and len(set(calls)) == 8
+    assert run_table(spec, progress=False, train=_fake_train(calls)) == out
+    assert len(calls) == 8  # every run was found finished
+    # Changing a shared option makes every run stale; removing one run reruns only it.
+    (tmp_path / "mlp" / "fp32" / "s1" / "summary.json").unlink()
+    run_table(spec, progress=False, train=_fake_train(calls))
+    assert calls[8:] == [("mlp", "fp32", 1)]
+    spec3 = TableSpec(tmp_path, models=["mlp"], macs=["fp32"], seeds=[0],
+                      base=TrainOptions(epochs=3, limit_train=64))
+    run_table(spec3, progress=False, train=_fake_train(calls))
+    assert calls[9:] == [("mlp", "fp32", 0)]
+
+
+def test_aggregate_statistics_and_markdown(tmp_path):
+    spec = TableSpec(tmp_path, models=["mlp"], macs=["fp32", "e5m2:e6m5:sr_eager:4"],
+                     seeds=[0, 1, 2], base=TrainOptions(epochs=2))
+    rows = aggregate(run_table(spec, progress=False, train=_fake_train([])))
+    assert [r["mac"] for r in rows] == ["fp32", "e5m2:e6m5:sr_eager:4"]
+    r = rows[1]
+    accs = [0.5 + 0.1 * len("e5m2:e6m5:sr_eager:4") / 30 + 0.01 * s for s in (0, 1, 2)]
+    assert r["seeds"] == 3 and r["test_acc_mean"] == pytest.approx(sum(accs) / 3)
+    assert r["test_acc_std"] == pytest.approx(0.01)
+    assert r["test_acc_min"] == pytest.approx(accs[0]) and r["test_acc_max"] == pytest.approx(accs[2])
+    assert r["time_per_epoch_s"] == pytest.approx(3.0) and r["emulated_macs_per_epoch"] == 1500
+    assert r["command"] == "srmac train --mac e5m2:e6m5:sr_eager:4 --epochs 2 --seed S"
+    md = markdown(rows)
+    assert "| mlp | `e5m2:e6m5:sr_eager:4` | 3 |" in md and r["command"] in md
+
+
+def test_command_reproduces_the_options():
+    o = TrainOptions(model="cnn", mac="e5m2:e6m5:rz", epochs=4, seed=7, limit_train=1000)
+    assert command(o) == "srmac train --model cnn --mac e5m2:e6m5:rz --epochs 4 --limit-train 1000 --seed 7"
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(models=["resnet"]), "unknown model"),
+    (dict(macs=["e5m2:e6m5:sr_eager:99"]), "99"),
+    (dict(seeds=[]), "at least one"),
+])
+def test_bad_grid_fails_before_training(tmp_path, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        TableSpec(tmp_path, **kw)
+
+
+def test_parse_list():
+    assert parse_list("0, 1,2", int) == [0, 1, 2]
+    with pytest.raises(ValueError, match="comma-separated"):
+        parse_list("0,,1", int)
+    with pytest.raises(ValueError, match="int"):
+        parse_list("a,b", int)
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    data = write_synthetic_dataset(tmp_path / "data", n_train=32, n_test=16)
+    out = tmp_path / "table"
+    rc = main(["train-table", "--models", "mlp", "--macs", "fp32,e5m2:e6m5:rn", "--seeds", "0,1",
+               "--epochs", "1", "--hidden", "8", "--batch-size", "16", "--data-dir", str(data),
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "| mlp | `e5m2:e6m5:rn` | 2 |" in text
+    with open(out / "table.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["mac"] for r in rows] == ["fp32", "e5m2:e6m5:rn"]
+    assert int(rows[1]["emulated_macs_per_epoch"]) > 0 and int(rows[0]["emulated_macs_per_epoch"]) == 0
+    assert (out / "table.png").stat().st_size > 0
+    assert (out / "mlp" / "e5m2-e6m5-rn" / "s1" / "model.pt").exists()
+
+
+def test_cli_bad_list(capsys):
+    assert main(["train-table", "--seeds", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "int" in err
