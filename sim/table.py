@@ -78,8 +78,9 @@ class TableSpec:
         return replace(self.base, model=model, mac=mac, seed=seed, out=str(out), progress=False)
 
     def runs(self) -> list[TrainOptions]:
-        return [self.options(m, mac, s) for m in self.models for mac in self.macs
-                for s in self.seeds]
+        # Seed-major: a grid stopped early has every row at the first seeds.
+        return [self.options(m, mac, s) for s in self.seeds for m in self.models
+                for mac in self.macs]
 
 
 def command(opts: TrainOptions) -> str:
