@@ -14,6 +14,7 @@ Results go to ``<out>/emulation.csv`` and ``<out>/emulation.md``.
     .venv/bin/python benchmarks/emulation.py --device cuda    # on a GPU
     .venv/bin/python benchmarks/emulation.py --quick          # one repeat, two shapes
     .venv/bin/python benchmarks/emulation.py --threads 1      # per-core comparison
+    .venv/bin/python benchmarks/emulation.py --shapes 256x256x256 --threads 2
 """
 
 from __future__ import annotations
@@ -197,6 +198,8 @@ def main(argv=None):
     p.add_argument("--configs", nargs="*", default=CONFIGS)
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for both the emulation and torch.mm (default: all cores)")
+    p.add_argument("--shapes", default=None,
+                   help="comma-separated MxKxN shapes, e.g. 256x256x256 (default: the built-in list)")
     p.add_argument("--no-reference", action="store_true",
                    help="skip timing the reference loop on 64x256x64")
     args = p.parse_args(argv)
@@ -208,6 +211,15 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
         fast.THREADS = args.threads
     shapes = QUICK_SHAPES if args.quick else SHAPES
+    if args.shapes:
+        try:
+            shapes = [tuple(int(v) for v in item.lower().split("x")) for item in args.shapes.split(",")]
+        except ValueError:
+            shapes = []
+        if not shapes or any(len(sh) != 3 or min(sh) < 1 for sh in shapes):
+            print(f"benchmark: bad --shapes {args.shapes!r}: expected MxKxN[,MxKxN...], "
+                  "e.g. 256x256x256", file=sys.stderr)
+            return 2
     repeat = 1 if args.quick else args.repeat
     rows = run(args.device, shapes, args.configs, repeat,
                None if args.no_reference else (64, 256, 64))

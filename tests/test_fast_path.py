@@ -278,3 +278,119 @@ def test_random_configs_large(case):
     B = random_codes(rng, cfg.in_fmt, (K, N), special_rate=0.002)
     C = random_codes(rng, cfg.acc_fmt, (M, N), special_rate=0.002)
     check(A, B, cfg, C=C, seed=case, return_state=True)
+
+
+# ---- the int32 kernel (ref.fast.narrow) and its fallback to the int64 kernel ----------
+
+NARROW_CFGS = [
+    "e5m2:e6m5:rn", "e5m2:e6m5:rz", "e5m2:e6m5:sr_lazy:4", "e5m2:e6m5:sr_eager:4",
+    "e4m3:fp16:rn", "e4m3:fp16:sr_eager:1", "e4m3:fp16:sr_lazy:16",  # r = 16: the widest fp16 window
+    "e5m2:e6m5:sr_eager:21",  # man + r + 3 = TOP: the widest e6m5 window
+    MacConfig("e5m2:nosub", "e6m5:nosub:sat", "sr_eager", 3),
+    MacConfig("e4m3:nosub", "e5m4:fn", "rn"),
+    MacConfig("e2m3:fn", "e5m4:none:nosub", "sr_lazy", 5),
+    MacConfig("e3m1:none", "e4m3:fn:sat", "rz"),
+    MacConfig("e4m4", "e8m12", "sr_eager", 7),
+    MacConfig("e5m2", ref.FloatFormat(6, 5, bias=20), "rn"),
+]
+WIDE_CFGS = ["e5m2:e6m5:sr_eager:22", "e4m3:fp16:sr_lazy:17", "bf16:fp32:rn", "e5m14:e8m12:rz",
+             "e4m3:fp32:sr_eager:4"]
+
+
+def finite_codes(rng, fmt, shape, top=1.0):
+    """Codes of ``fmt`` without NaN / inf, magnitudes up to ``top`` of the largest finite code."""
+    fmt = ref.parse_format(fmt)
+    hi = max(1, int(fmt.max_code * top))
+    return (rng.integers(0, hi + 1, size=shape)
+            | (rng.integers(0, 2, size=shape) << (fmt.width - 1))).astype(np.int64)
+
+
+@pytest.mark.parametrize("spec", NARROW_CFGS, ids=str)
+def test_narrow_path_is_taken_and_exact(spec):
+    """Finite operands over the whole code range (subnormals, cancellation, flushes, signed
+    zeros): the int32 kernel finishes most tiles and gives the reference codes and states."""
+    cfg = ref.parse_mac(spec) if isinstance(spec, str) else spec
+    from ref.fast.narrow import fits
+
+    assert fits(cfg) and fast.uses_narrow(cfg)
+    rng = np.random.default_rng(len(cfg.spec()))
+    M, K, N = 12, 40, 300  # two column tiles, the second one partial
+    A = finite_codes(rng, cfg.in_fmt, (M, K), 0.8)
+    B = finite_codes(rng, cfg.in_fmt, (K, N), 0.8)
+    C = finite_codes(rng, cfg.acc_fmt, (M, N), 0.6)
+    check(A, B, cfg, C=C, seed=17, return_state=True)
+    assert fast.LAST_RUN["narrow_tiles"] > fast.LAST_RUN["wide_tiles"]
+    if cfg.is_sr:
+        rand = rng.integers(0, 1 << cfg.rand_bits, size=(M, N, K))
+        check(A, B, cfg, rand=rand[:, ::-1, :])
+        assert fast.LAST_RUN["narrow_tiles"] > 0
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+@pytest.mark.parametrize("acc", ["e6m5:nosub", "e6m5"])
+def test_narrow_tiny_values_flush_and_signed_zeros(acc, rounding):
+    """Products straddling 2**emin (flush to zero without subnormals, the subnormal grid with
+    them), and many +-0 operands and accumulators (the sign of exact zero sums)."""
+    cfg = MacConfig("e5m2", acc, rounding, 2 if rounding.startswith("sr") else None)
+    rng = np.random.default_rng(22)
+    M, K, N = 16, 6, 40
+    pool = np.array([0x00, 0x80, 0x00, 0x80, 0x01, 0x81, 0x04, 0x86, 0x0B, 0x8C, 0x0F, 0x90],
+                    np.int64)
+    A = pool[rng.integers(0, pool.size, size=(M, K))]  # +-0, subnormals, values up to 2**-11
+    B = pool[rng.integers(0, pool.size, size=(K, N))]
+    C = np.where(rng.random((M, N)) < 0.5, 0x800, 0x000).astype(np.int64)  # -0 or +0
+    got = check(A, B, cfg, C=C, seed=23)
+    assert fast.LAST_RUN == {"narrow_tiles": M, "wide_tiles": 0}
+    assert (got == 0x800).any() and (got == 0).any()  # both zero signs occur
+
+
+@pytest.mark.parametrize("spec", WIDE_CFGS)
+def test_wide_configs_skip_the_narrow_kernel(spec):
+    """Windows wider than 31 bits (large r, 15-bit input significands, 32-bit codes): int64 only."""
+    cfg = ref.parse_mac(spec)
+    assert not fast.uses_narrow(cfg)
+    rng = np.random.default_rng(len(spec))
+    A = finite_codes(rng, cfg.in_fmt, (5, 30), 0.8)
+    B = finite_codes(rng, cfg.in_fmt, (30, 7), 0.8)
+    check(A, B, cfg, seed=4, return_state=True)
+    assert fast.LAST_RUN == {"narrow_tiles": 0, "wide_tiles": 5}
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+def test_narrow_tiles_fall_back(rounding):
+    """NaN in an A row, inf in a B column tile, NaN / inf in C, and a chain that overflows:
+    those tiles rerun in the int64 kernel from their initial accumulators and states."""
+    cfg = MacConfig("e5m2", "e6m5", rounding, 3 if rounding.startswith("sr") else None)
+    rng = np.random.default_rng(20)
+    M, K, N = 8, 24, 600  # 3 column tiles per row: 24 tiles
+    A = finite_codes(rng, "e5m2", (M, K), 0.5)
+    B = finite_codes(rng, "e5m2", (K, N), 0.5)
+    C = finite_codes(rng, "e6m5", (M, N), 0.5)
+    A[1, 5] = 0x7E  # NaN: row 1
+    B[7, 300] = 0xFC  # -inf: column tile 1
+    C[3, 10] = 0x7E0  # +inf accumulator: tile (3, 0)
+    C[4, 599] = 0xFFF  # NaN accumulator: tile (4, 2)
+    A[6, :] = 0x7B  # 57344: row 6 overflows e6m5 within a few MACs (largest finite ~ 8.5e9)
+    B[:, :256] = 0x7B
+    check(A, B, cfg, C=C, seed=8, return_state=cfg.is_sr)
+    # row 1, column tile 1, tiles (3, 0), (4, 2), (6, 0): 3 + 7 + 1 + 1 + 1 = 13 wide tiles
+    assert fast.LAST_RUN == {"narrow_tiles": 11, "wide_tiles": 13}
+
+
+def test_narrow_equals_wide_kernel(monkeypatch):
+    """The two kernels agree code for code on mixed data (NARROW off: the int64 kernel only)."""
+    rng = np.random.default_rng(21)
+    for spec in ["e5m2:e6m5:sr_eager:4", "e4m3:fp16:rn"]:
+        cfg = ref.parse_mac(spec)
+        A = random_codes(rng, cfg.in_fmt, (6, 50), special_rate=0.002)
+        B = finite_codes(rng, cfg.in_fmt, (50, 260))
+        C = random_codes(rng, cfg.acc_fmt, (6, 260), special_rate=0.002)
+        z1, g1 = fast.matmul(A, B, cfg, C=C, seed=2, return_state=True)
+        assert fast.LAST_RUN["narrow_tiles"] > 0
+        monkeypatch.setattr(fast, "NARROW", False)
+        z2, g2 = fast.matmul(A, B, cfg, C=C, seed=2, return_state=True)
+        monkeypatch.setattr(fast, "NARROW", True)
+        assert fast.LAST_RUN["narrow_tiles"] == 0
+        np.testing.assert_array_equal(z1, z2)
+        if g1 is not None:
+            np.testing.assert_array_equal(g1, g2)

@@ -2,10 +2,20 @@
 
 :func:`matmul` takes the reference's arguments (checked by the same
 :func:`ref.chain.prepare`), decodes each operand matrix once with the
-reference's own :func:`ref.codec.unpack`, and runs the MAC chains in a numba
-kernel (:mod:`ref.fast.kernel`): tiles of one output row by ``JB`` columns in
-parallel on all cores, the tile's accumulators resident while ``k`` advances,
-random words generated in the kernel from each PE's xorshift32 state.
+reference's own :func:`ref.codec.unpack`, and runs the MAC chains in numba
+kernels: tiles of one output row by ``JB`` columns in parallel on all cores,
+the tile's accumulators resident while ``k`` advances, random words generated
+in the kernel from each PE's xorshift32 state.
+
+Two CPU kernels give the same codes:
+
+* :mod:`ref.fast.narrow` (int32 lanes, accumulators kept decoded, one loop
+  per rounding mode) for configurations whose window fits 31 bits
+  (:func:`uses_narrow`: e.g. E5M2 / E4M3 into E6M5 / FP16 with r up to
+  21 / 16). It handles finite chains only: a tile that meets a NaN or an
+  infinity, or overflows, is handed to
+* :mod:`ref.fast.kernel` (int64 lanes, every rule), which also runs every
+  other configuration.
 
 CUDA tensors run on their device (:mod:`ref.fast.device`). See
 docs/performance.md for the measurements behind these choices.
@@ -24,10 +34,11 @@ from ..config import MacConfig
 from . import layout as L
 
 __all__ = ["matmul", "available", "on_cuda", "params", "decode_operand", "threads", "JB",
-           "THREADS"]
+           "THREADS", "NARROW", "uses_narrow", "LAST_RUN"]
 
-#: Columns per tile: the accumulators of a tile stay in L1 while k advances.
-JB = 128
+#: Columns per tile: the accumulators of a tile stay in L1 while k advances
+#: (256 measured ~8 % faster than 128 in the int32 kernel: fewer calls per MAC).
+JB = 256
 
 _MODES = {"rn": L.RN, "rz": L.RZ, "sr_lazy": L.SR_LAZY, "sr_eager": L.SR_EAGER}
 _SPECIALS = {"ieee": L.SPEC_IEEE, "fn": L.SPEC_FN, "none": L.SPEC_NONE}
@@ -171,6 +182,22 @@ def threads() -> int:
 MIN_PARALLEL_MACS = 1 << 16
 
 
+#: Set False to force the int64 kernel everywhere (tests compare both paths).
+NARROW = True
+
+
+def uses_narrow(cfg: MacConfig) -> bool:
+    """True when :func:`matmul` runs ``cfg`` in the int32 kernel (:mod:`ref.fast.narrow`)."""
+    from .narrow import fits
+
+    return NARROW and fits(cfg)
+
+
+#: Tiles of the last CPU call per kernel, for tests and benchmarks (not thread-safe):
+#: ``narrow_tiles`` finished in int32 lanes, ``wide_tiles`` ran the int64 kernel.
+LAST_RUN = {"narrow_tiles": 0, "wide_tiles": 0}
+
+
 def _run_cpu(A, B, cfg, z, rand, gen):
     from .kernel import gemm_tiles
 
@@ -189,15 +216,37 @@ def _run_cpu(A, B, cfg, z, rand, gen):
     R = np.zeros((0, 0, 0), np.int64) if rand is None else np.ascontiguousarray(rand, np.int64)
     P = params(cfg)
     ntiles = M * nJ
-    nthreads = min(threads(), ntiles)
-    if ntiles and K:
-        if nthreads <= 1 or M * N * K < MIN_PARALLEL_MACS:
-            gemm_tiles(Adec, Bt, Z, G, R, P, 0, ntiles)
-        else:
-            bounds = [ntiles * n // nthreads for n in range(nthreads + 1)]
-            with ThreadPoolExecutor(nthreads) as pool:
-                jobs = [pool.submit(gemm_tiles, Adec, Bt, Z, G, R, P, lo, hi)
-                        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-                for job in jobs:
-                    job.result()
+    LAST_RUN.update(narrow_tiles=0, wide_tiles=0)
+    if not (ntiles and K):
+        return Z, (G if gen is not None else None)
+    tiles = np.arange(ntiles, dtype=np.int64)
+    if uses_narrow(cfg):
+        from .narrow import gemm_tiles32, variant_tag
+
+        special = L.C_NAN | L.C_INF
+        rowbad = (Adec[:, :, 3] & special).any(axis=1)
+        colbad = (Bt[:, :, 3, :] & special).any(axis=(1, 2))
+        redo = np.zeros(ntiles, np.int8)
+        source = 1 if gen is not None else (2 if rand is not None else 0)
+        tag = variant_tag(int(P[L.P_MODE]), source)
+        _parallel(gemm_tiles32, (Adec, Bt, Z, G, R, P), tiles, M * N * K,
+                  (rowbad, colbad, redo, tag))
+        tiles = np.flatnonzero(redo).astype(np.int64)  # specials or overflow: the int64 kernel
+        LAST_RUN["narrow_tiles"] = ntiles - tiles.size
+    LAST_RUN["wide_tiles"] = tiles.size
+    if tiles.size:
+        _parallel(gemm_tiles, (Adec, Bt, Z, G, R, P), tiles, M * N * K)
     return Z, (G if gen is not None else None)
+
+
+def _parallel(kernel, args, tiles, macs, tail=()):
+    """``kernel(*args, tile_list, *tail)`` over ``tiles`` split in contiguous parts, one per thread."""
+    nthreads = min(threads(), tiles.size)
+    if nthreads <= 1 or macs < MIN_PARALLEL_MACS:
+        kernel(*args, tiles, *tail)
+        return
+    parts = np.array_split(tiles, nthreads)
+    with ThreadPoolExecutor(nthreads) as pool:
+        jobs = [pool.submit(kernel, *args, part, *tail) for part in parts]
+        for job in jobs:
+            job.result()

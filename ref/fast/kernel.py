@@ -21,6 +21,10 @@ Why it is written this way (measurements in docs/performance.md):
 * the kernel releases the GIL; :mod:`ref.fast` runs tiles on all cores with
   Python threads (cheaper to compile than ``prange``).
 
+Configurations whose arithmetic fits 31 bits run first in the int32 kernel
+(:mod:`ref.fast.narrow`); this kernel runs everything else, and the tiles
+that the int32 kernel hands back (NaN / infinity operands, overflow).
+
 Integers: codes, significands and exponents are int64; generator states are
 32-bit values held in int64 (as :mod:`ref.prng`).
 """
@@ -223,8 +227,8 @@ def _step_words(g, w, rmask):
 
 
 @nb.njit(nogil=True, cache=True)
-def gemm_tiles(Adec, Bt, Z, G, RAND, P, t0, t1):
-    """Run tiles ``t0 .. t1-1`` of ``Z <- chains over k``, in place.
+def gemm_tiles(Adec, Bt, Z, G, RAND, P, tiles):
+    """Run the listed tiles (int64 ids) of ``Z <- chains over k``, in place.
 
     Adec: (M, K, 4) int32 pre-decoded A (sign, significand, exponent, class
     bits). Bt: (nJ, K, 4, JB) B decoded the same way and cut into column
@@ -234,7 +238,7 @@ def gemm_tiles(Adec, Bt, Z, G, RAND, P, t0, t1):
     random words, else (0, 0, 0). P: parameters (:func:`ref.fast.params`).
     Tile t is row ``t // nJ``, column tile ``t % nJ``; its accumulators stay in
     cache while k advances. Tiles touch disjoint outputs, so threads may run
-    disjoint tile ranges at once.
+    disjoint tile lists at once.
     """
     nJ = Bt.shape[0]
     K = Bt.shape[1]
@@ -246,7 +250,7 @@ def gemm_tiles(Adec, Bt, Z, G, RAND, P, t0, t1):
     w = np.zeros(JB, dtype=np.int64)
     z = np.zeros(JB, dtype=np.int64)
     g = np.ones(JB, dtype=np.int64)
-    for t in range(t0, t1):
+    for t in tiles:
         i = t // nJ
         jt = t % nJ
         j0 = jt * JB
