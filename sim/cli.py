@@ -13,9 +13,6 @@ Examples::
 
 from __future__ import annotations
 
-import os
-import sys
-
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -96,18 +93,12 @@ def register(sub) -> None:
 
 
 def _train(args) -> int:
-    from .train import TrainOptions, run
+    from .train import TrainOptions, leave_after_distributed_run, run
 
     fields = TrainOptions.__dataclass_fields__
     opts = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
     summary = run(opts)
-    if summary["world_size"] > 1:
-        # Under torchrun, gloo's threads occasionally aborted a rank during
-        # interpreter shutdown ("terminate called without an active exception")
-        # after a complete run; everything is written, so leave without it.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    leave_after_distributed_run(summary["world_size"])
     return 0
 
 

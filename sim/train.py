@@ -23,6 +23,7 @@ import gc
 import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from .optim import LowPrecisionSGD
 from .quant import make_layer_config, parse_quantizer
 from .seeds import derive_seed
 
-__all__ = ["TrainOptions", "run", "FLOAT_BASELINE"]
+__all__ = ["TrainOptions", "run", "FLOAT_BASELINE", "Dist", "run_with_dist", "leave_after_distributed_run"]
 
 #: ``--mac`` values meaning "plain float layers" (no emulation).
 FLOAT_BASELINE = ("fp32", "float")
@@ -117,7 +118,7 @@ def default_out(opts: TrainOptions) -> Path:
     return Path("build/train") / f"{opts.model}-{_slug(opts.mac)}-s{opts.seed}"
 
 
-class _Dist:
+class Dist:
     """Rank, world size and reductions; a no-op stand-in outside torchrun."""
 
     def __init__(self, device_kind: str):
@@ -217,9 +218,14 @@ def run(opts: TrainOptions) -> dict:
     opts.validate()
     use_cuda = opts.device == "cuda" or (opts.device == "auto" and torch.cuda.is_available())
     kind = "cuda" if use_cuda else "cpu"
-    dist = _Dist(kind)
+    return run_with_dist(kind, lambda dist: _run(opts, dist, kind))
+
+
+def run_with_dist(kind: str, body):
+    """``body(dist)`` inside a process group when under torchrun; closes it cleanly."""
+    dist = Dist(kind)
     try:
-        summary = _run(opts, dist, kind)
+        summary = body(dist)
     except BaseException:
         dist.close(meet=False)
         raise
@@ -230,7 +236,21 @@ def run(opts: TrainOptions) -> dict:
     return summary
 
 
-def _run(opts: TrainOptions, dist: _Dist, kind: str) -> dict:
+def leave_after_distributed_run(world_size: int) -> None:
+    """End a finished torchrun worker at once (no interpreter shutdown); no-op alone.
+
+    Under torchrun, gloo's threads occasionally aborted a rank during
+    interpreter shutdown ("terminate called without an active exception")
+    after a complete run (seen on CI, about one run in fifteen here); every
+    file is written by then, so the worker leaves without that shutdown.
+    """
+    if world_size > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _run(opts: TrainOptions, dist: Dist, kind: str) -> dict:
     device = torch.device(f"cuda:{dist.local_rank}" if kind == "cuda" else "cpu")
     if kind == "cuda":
         torch.cuda.set_device(device)
