@@ -187,7 +187,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     models = sorted({r["model"] for r in rows})
     fig, axes = subplots(1, len(models), figsize=(5.5 * len(models), 3.8), squeeze=False)
-    for ax, model in zip(axes[0], models):
+    for ax, model in zip(axes[0], models, strict=True):
         mine = [r for r in rows if r["model"] == model]
         x = list(range(len(mine)))
         ax.errorbar(x, [100 * r["test_acc_mean"] for r in mine],
