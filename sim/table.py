@@ -36,7 +36,7 @@ DEFAULT_MACS = (
 )
 
 #: The options every run of a grid shares (the rest are TrainOptions' defaults).
-_SHARED = ("epochs", "batch_size", "lr", "momentum", "limit_train", "limit_test", "hidden",
+_SHARED = ("epochs", "batch_size", "lr", "lr_schedule", "momentum", "limit_train", "limit_test", "hidden",
            "channels", "data_dir", "device", "quant_weight", "quant_act", "quant_grad")
 
 

@@ -56,3 +56,27 @@ def test_train_bad_mac(data_dir, tmp_path, capsys):
     rc = main(["train", "--data-dir", str(data_dir), "--mac", "e5m2:e6m5:sr_eager",
                "--out", str(tmp_path / "x"), "--no-progress"])
     assert rc == 2 and "rbits" in capsys.readouterr().err
+
+
+def test_cosine_schedule_decays_to_zero(data_dir, tmp_path, monkeypatch):
+    """--lr-schedule cosine: the rate falls to 0 at the last step (so the run differs from const)."""
+    import torch
+
+    seen = []
+    real_step = torch.optim.lr_scheduler.CosineAnnealingLR.step
+
+    def step(self, *a, **k):
+        real_step(self, *a, **k)
+        seen.append(self.optimizer.param_groups[0]["lr"])
+
+    monkeypatch.setattr(torch.optim.lr_scheduler.CosineAnnealingLR, "step", step)
+    base = ("--mac", "fp32", "--epochs", "2", "--batch-size", "16", "--lr", "0.1")
+    c = _train(data_dir, tmp_path / "cos", *base, "--lr-schedule", "cosine")
+    assert len(seen) == 2 * 3 + 1  # constructor step + 48 / 16 steps per epoch
+    assert seen[1] < 0.1 and seen[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(seen, seen[1:], strict=False))
+    k = _train(data_dir, tmp_path / "const", *base)
+    assert c["param_digests"] != k["param_digests"]
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--lr-schedule", "step"])
+    assert exc.value.code == 2
