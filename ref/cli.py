@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "sim.cli",
     "sim.adaqat_cli",
     "boards.cli",
+    "boards.report_cli",
 ]
 
 

@@ -211,9 +211,12 @@ def test_run_configuration_mismatch_is_one_line(sim_board, capsys):
 
 # ---- the real bitstream ---------------------------------------------------------------------
 
-@pytest.mark.slow
 def test_build_cli_makes_bitstream(tmp_path, capsys):
-    """`srmac build` through the YoWASP iCE40 flow (about 1 min for a 1x1 RN array)."""
+    """`srmac build` through the YoWASP iCE40 flow (about 1 min for a 1x1 RN array).
+
+    In the default suite on purpose: CI must show that an iCEBreaker bitstream
+    builds in its environment (the 2x2 SR build is in `make regress`).
+    """
     out_dir = tmp_path / "ice"
     assert main(["build", "--rows", "1", "--cols", "1", "--rounding", "rn", "--kmax", "16",
                  "--build-dir", str(out_dir)]) == 0

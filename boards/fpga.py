@@ -1,0 +1,114 @@
+"""What every FPGA board build shares: the clock-divided board top and the YoWASP flow.
+
+:class:`ClockedTop` wires :class:`boards.core.BoardTop` to a platform's
+``uart`` resource on the board oscillator divided by ``clock_div`` (the
+one-cycle accumulation loop of a MAC closes at about 7 MHz on an iCE40 UP5K and
+about 25 MHz on an ECP5, so the array runs on a divided clock; the UART at
+115200 baud, not the array, limits the throughput anyway).
+
+:func:`build_on` runs Amaranth's vendor flow for a platform with the YoWASP
+tools (found next to this Python when the venv is not on PATH). ``report=True``
+adds ``nextpnr --report report.json`` (utilisation and Fmax as JSON) and a
+yosys ``stat -json`` (``stat.json``), which :mod:`boards.report` reads.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from amaranth.hdl import ClockDomain, DomainRenamer, Elaboratable, Module, ResetSignal, Signal
+
+from ref.config import MacConfig
+
+from .core import BoardTop
+from .toolchains import ECP5_TOOLS, ICE40_TOOLS
+
+__all__ = ["ClockedTop", "build_on", "ICE40_TOOLS", "ECP5_TOOLS", "BITSTREAM_NAME"]
+
+#: Base name of every build product (``srmac_array.bin``, ``.bit``, ``.tim`` ...).
+BITSTREAM_NAME = "srmac_array"
+
+
+class ClockedTop(Elaboratable):
+    """The board top on the ``clock_hz`` board clock divided by ``clock_div`` (1, 2, 4 or 8).
+
+    ``constraint_hz``: the timing target given to nextpnr for the divided clock
+    (default: the clock itself); :mod:`boards.report` asks for more so that
+    placement is timing-driven and the reported Fmax is what the design can do.
+    """
+
+    def __init__(self, cfg: MacConfig, rows: int = 2, cols: int = 2, *, clock_hz: int,
+                 seed: int = 0, kmax: int = 256, baud: int = 115_200, clock_div: int = 4,
+                 constraint_hz: float | None = None):
+        if clock_div not in (1, 2, 4, 8):
+            self._MustUse__silence = True  # a rejected top is never elaborated: no warning
+            raise ValueError(f"clock_div must be 1, 2, 4 or 8, got {clock_div!r}")
+        self.clock_hz = clock_hz // clock_div
+        self.clock_div = clock_div
+        self.constraint_hz = constraint_hz
+        divisor = round(self.clock_hz / baud)
+        try:
+            self.board = BoardTop(cfg, rows, cols, seed=seed, kmax=kmax, divisor=divisor)
+        except ValueError:
+            self._MustUse__silence = True
+            raise
+        self.baud = baud
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.clock_div == 1:
+            m.submodules.board = board = self.board
+            core_clk = None
+        else:
+            # "core" domain: a toggle-divided clock; its reset follows the board clock domain's
+            # (none on an ECP5, whose "sync" domain is reset at configuration by GSR).
+            m.domains.core = cd = ClockDomain("core")
+            # The clock is a register (toggling every clock_div/2 cycles) so that its net
+            # keeps the name the clock constraint refers to.
+            half = self.clock_div // 2
+            cnt = Signal(range(half))
+            core_clk = Signal()
+            with m.If(cnt == half - 1):
+                m.d.sync += [cnt.eq(0), core_clk.eq(~core_clk)]
+            with m.Else():
+                m.d.sync += cnt.eq(cnt + 1)
+            m.d.comb += [cd.clk.eq(core_clk), cd.rst.eq(ResetSignal("sync", allow_reset_less=True))]
+            m.submodules.board = board = DomainRenamer("core")(self.board)
+        if platform is not None:
+            if core_clk is not None:
+                platform.add_clock_constraint(core_clk, self.constraint_hz or self.clock_hz)
+            uart = platform.request("uart", 0)
+            m.d.comb += [board.rx.eq(uart.rx.i), uart.tx.o.eq(board.tx)]
+        return m
+
+
+def _tool(exe: str) -> str:
+    here = os.path.join(os.path.dirname(sys.executable), exe)
+    return shutil.which(exe) or here
+
+
+def build_on(platform, top, *, tools, build_dir: str, program: bool = False,
+             report: bool = False, execute: bool = True, **overrides):
+    """Synthesise, place and route ``top`` on ``platform`` (an Amaranth platform instance).
+
+    ``tools``: :data:`ICE40_TOOLS` or :data:`ECP5_TOOLS` (already-set environment
+    variables win). ``report``: also write ``report.json`` (nextpnr, achieved Fmax
+    even when the timing target is missed) and ``stat.json`` (yosys cell counts).
+    Returns Amaranth's build products; a failing tool raises
+    ``subprocess.CalledProcessError`` (its log is ``<build_dir>/srmac_array.tim``).
+    ``execute=False``: only write the files and the build script
+    (``build_srmac_array.sh``) to ``build_dir``; returns Amaranth's build plan.
+    """
+    for var, exe, _ in tools:
+        os.environ.setdefault(var, _tool(exe))
+    if report:
+        overrides.setdefault("nextpnr_opts", "--report report.json --timing-allow-fail")
+        overrides.setdefault("script_after_synth", "tee -q -o stat.json stat -json")
+    if not execute:
+        plan = platform.build(top, name=BITSTREAM_NAME, do_build=False, **overrides)
+        plan.extract(build_dir)
+        return plan
+    return platform.build(top, name=BITSTREAM_NAME, build_dir=build_dir, do_program=program,
+                          **overrides)

@@ -1,0 +1,151 @@
+"""``srmac report``: the scaling table and plot (largest array per board and rounding).
+
+``srmac report --boards icebreaker,ulx3s-25f --roundings rn,sr_lazy,sr_eager``
+searches, for each board and rounding, the largest array whose full board
+build places and routes (see :mod:`boards.report`), and writes
+``<out>.csv`` (one row per board and rounding), ``<out>_points.csv`` (every
+build, with any other cached build of the same designs), ``<out>.md`` (the
+markdown table) and the plot. Builds are cached in
+``--results`` (default ``build/report``), so a rerun only parses them;
+``--sizes 1x1,2x2`` builds exactly those sizes instead of searching, and
+``--quick`` is ``--boards icebreaker --roundings rn --sizes 1x1``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+__all__ = ["register"]
+
+_ROUNDINGS = ("rn", "rz", "sr_lazy", "sr_eager")
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in str(text).split(",") if t.strip()]
+
+
+def _report(args) -> int:
+    import ref
+
+    from . import report as R
+    from .cli import get_board
+
+    if args.force and args.no_build:
+        raise ValueError("--force rebuilds and --no-build builds nothing: pick one")
+    if args.quick:
+        args.boards, args.roundings, args.sizes = "icebreaker", "rn", args.sizes or "1x1"
+    boards = [get_board(b).name for b in _split(args.boards)]
+    roundings = _split(args.roundings)
+    for r in roundings:
+        if r not in _ROUNDINGS:
+            raise ValueError(f"unknown rounding {r!r}: choose from {', '.join(_ROUNDINGS)}")
+    if not boards or not roundings:
+        raise ValueError("need at least one board (--boards) and one rounding (--roundings)")
+    cfgs = [ref.MacConfig(args.in_fmt, args.acc_fmt, r,
+                          args.rbits if r in ("sr_lazy", "sr_eager") else None) for r in roundings]
+    sizes = [R.parse_shape(s) for s in _split(args.sizes)] if args.sizes else None
+    start = None if args.start == "auto" else R.parse_shape(args.start)
+    candidates = R.shapes()
+    if start is not None and start not in candidates:
+        raise ValueError(f"--start {args.start}: pick a near-square size such as 2x2 or 2x3")
+
+    from tqdm import tqdm
+
+    jobs = [(b, c) for b in boards for c in cfgs]
+    results = []
+    bar = tqdm(jobs, desc="report", unit="search", file=sys.stderr, disable=args.no_progress)
+    for board, cfg in bar:
+        bar.set_postfix_str(f"{board} {cfg.spec()}")
+        probe = R.board_probe(board, cfg, args.results, kmax=args.kmax, timeout=args.timeout,
+                              force=args.force, build=not args.no_build)
+
+        def log(p):
+            fmax = f", Fmax {p.fmax_mhz:.2f} MHz" if p.fmax_mhz else ""
+            lc = f", {p.logic_cells}/{p.logic_cells_available} LC" if p.logic_cells else ""
+            why = f" ({p.message})" if p.message and not p.fits else ""
+            tqdm.write(f"{p.board} {p.spec} {p.rows}x{p.cols}: {p.status}{why}{lc}{fmax} "
+                       f"({p.build_s:.0f} s)")
+
+        if sizes is not None:
+            points = []
+            for rows, cols in sizes:
+                points.append(probe(rows, cols))
+                log(points[-1])
+            fit = [p for p in points if p.fits]
+            best = max(fit, key=lambda p: p.pes) if fit else None
+            up = next((p for p in sorted(points, key=lambda p: p.pes)
+                       if best is not None and p.pes > best.pes), None)
+            results.append((best, up, points))
+        else:
+            first = start or R.START.get(board, (2, 2))
+            results.append(R.search_largest(probe, candidates, start=candidates.index(first),
+                                             max_builds=args.max_builds, on_point=log))
+    summary = R.summary_rows(results)
+    points = [p for _, _, ps in results for p in ps]
+    # other cached builds of the same designs (an earlier --sizes run, say): more points to plot
+    seen = {(p.board, p.spec, p.rows, p.cols) for p in points}
+    for board, cfg in jobs:
+        points += [p for p in R.cached_points(args.results, board, cfg, kmax=args.kmax)
+                   if (p.board, p.spec, p.rows, p.cols) not in seen]
+    points.sort(key=lambda p: (boards.index(p.board), roundings.index(p.spec.split(":")[2]),
+                               p.pes, p.rows))
+    command = _command(args, boards, roundings)
+    R.write_csv(args.out + ".csv", summary, R.SUMMARY_COLUMNS)
+    R.write_csv(args.out + "_points.csv", [p.row() for p in points], R.POINT_COLUMNS)
+    print(R.write_markdown(args.out + ".md", summary, command), end="")
+    written = [args.out + ".csv", args.out + "_points.csv", args.out + ".md"]
+    if args.plot:
+        R.plot(args.plot, points, summary)
+        written.append(args.plot)
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def _command(args, boards, roundings) -> str:
+    """The command line that reproduces this report (the options that matter)."""
+    parts = ["srmac", "report", "--boards", ",".join(boards), "--roundings", ",".join(roundings),
+             "--in", args.in_fmt, "--acc", args.acc_fmt, "--rbits", str(args.rbits)]
+    if args.kmax != 256:
+        parts += ["--kmax", str(args.kmax)]
+    if args.sizes:
+        parts += ["--sizes", args.sizes]
+    elif args.start != "auto":
+        parts += ["--start", args.start]
+    parts += ["--out", args.out] + (["--plot", args.plot] if args.plot else [])
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def register(sub):
+    p = sub.add_parser("report", help="scaling report: largest array per board and rounding, "
+                                      "its resources, Fmax and peak MAC/s")
+    p.add_argument("--boards", default="icebreaker,ulx3s-25f",
+                   help="comma-separated boards (default icebreaker,ulx3s-25f)")
+    p.add_argument("--roundings", default="rn,sr_lazy,sr_eager",
+                   help="comma-separated rounding modes (default rn,sr_lazy,sr_eager)")
+    p.add_argument("--in", dest="in_fmt", default="e5m2", help="input format (default e5m2)")
+    p.add_argument("--acc", dest="acc_fmt", default="e6m5", help="accumulator format (default e6m5)")
+    p.add_argument("--rbits", type=int, default=4, help="random bits r for SR (default 4)")
+    p.add_argument("--kmax", type=int, default=256, help="K per RUN command (default 256)")
+    p.add_argument("--sizes", default=None,
+                   help="build exactly these sizes (e.g. 1x1,2x2) instead of searching")
+    p.add_argument("--start", default="auto",
+                   help="first size of each search (default auto: near the expected answer, "
+                        "e.g. 2x2 on the iCEBreaker, 5x5 on the ULX3S-25F)")
+    p.add_argument("--max-builds", type=int, default=None,
+                   help="stop each search after this many builds (default: until found)")
+    p.add_argument("--timeout", type=float, default=3600.0,
+                   help="seconds per build before it counts as a timeout (default 3600)")
+    p.add_argument("--results", default="build/report",
+                   help="cache of the builds (default build/report)")
+    p.add_argument("--force", action="store_true", help="rebuild even when cached")
+    p.add_argument("--no-build", action="store_true",
+                   help="only read cached builds; sizes never built are reported as such")
+    p.add_argument("--out", default="build/report/scaling",
+                   help="output prefix: <out>.csv, <out>_points.csv, <out>.md "
+                        "(default build/report/scaling)")
+    p.add_argument("--plot", default=None, help="write the plot here (PNG)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: icebreaker, rn, 1x1 (unless --sizes)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_report)
