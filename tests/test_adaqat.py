@@ -24,14 +24,7 @@ from sim.adaqat import (
 from sim.adaqat_models import build_adaqat_model
 from sim.data import write_synthetic_dataset
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: 2 OpenMP threads on a shared, loaded 2-core machine ran ~10x slower than 1
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])

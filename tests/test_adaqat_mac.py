@@ -11,14 +11,7 @@ from ref.cli import main
 from sim.adaqat import BitState, qat_model, quant_layers, set_mac
 from sim.data import write_synthetic_dataset
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: 2 OpenMP threads on a shared, loaded 2-core machine ran ~10x slower than 1
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_emulated_forward_matches_the_golden_matmul():

@@ -17,14 +17,7 @@ from sim.adaqat import BitState, qat_model, quant_layers
 from sim.imagenet import ImageFolderData, write_synthetic_image_folder
 from sim.zoo import build_zoo_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: 2 OpenMP threads on a shared, loaded 2-core machine ran ~10x slower than 1
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

