@@ -32,3 +32,11 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """A tiny learnable Fashion-MNIST stand-in (48 train / 16 test IDX images), read-only."""
+    from sim.data import write_synthetic_dataset
+
+    return write_synthetic_dataset(tmp_path_factory.mktemp("fmnist"), n_train=48, n_test=16)

@@ -1,13 +1,13 @@
 """AdaQAT: LSQ quantizers, finite-difference and hardware-cost gradients, freezing, CLI."""
 
 import csv
-import json
 import math
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from clitools import run_adaqat
 
 from ref.cli import main
 from sim.adaqat import (
@@ -22,7 +22,6 @@ from sim.adaqat import (
     quant_range,
 )
 from sim.adaqat_models import build_adaqat_model
-from sim.data import write_synthetic_dataset
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -147,20 +146,8 @@ def test_freezing_rule_and_bounds():
             BitWidth(*args)
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_synthetic_dataset(tmp_path_factory.mktemp("fmnist_aq"), n_train=48, n_test=16)
-
-
-def _run(data_dir, out, *extra):
-    argv = ["adaqat", "--data-dir", str(data_dir), "--out", str(out), "--no-progress",
-            "--batch-size", "8", *extra]
-    assert main(argv) == 0
-    return json.loads((out / "summary.json").read_text())
-
-
 def test_cli_adaqat_smoke(data_dir, tmp_path):
-    s = _run(data_dir, tmp_path / "a", "--model", "mlp", "--hidden", "16", "--epochs", "2",
+    s = run_adaqat(data_dir, tmp_path / "a", "--model", "mlp", "--hidden", "16", "--epochs", "2",
              "--lambda", "0.05", "--patience", "3", "--bit-lr", "2", "--pretrain-epochs", "1")
     rows = list(csv.DictReader(open(tmp_path / "a" / "bits.csv")))
     assert len(rows) == s["steps"] == 12
@@ -179,7 +166,7 @@ def test_cli_adaqat_smoke(data_dir, tmp_path):
 
 
 def test_cli_fixed_baseline_resnet(data_dir, tmp_path):
-    s = _run(data_dir, tmp_path / "f", "--model", "resnet-small", "--channels", "2",
+    s = run_adaqat(data_dir, tmp_path / "f", "--model", "resnet-small", "--channels", "2",
              "--fixed", "3/2", "--epochs", "1", "--limit-train", "16", "--limit-test", "8")
     assert s["row"]["bits_wa"] == "3/2" and s["row"]["explore_epochs"] == 0
     rows = list(csv.DictReader(open(tmp_path / "f" / "bits.csv")))

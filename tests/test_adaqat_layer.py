@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from clitools import run_adaqat
 
 from ref.cli import main
 from sim.adaqat import (
@@ -20,7 +21,6 @@ from sim.adaqat import (
 )
 from sim.adaqat_models import build_adaqat_model
 from sim.adaqat_train import load_float_init
-from sim.data import write_synthetic_dataset
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -97,21 +97,9 @@ def test_hw_gradient_and_bitops_per_layer():
     assert bitops(model, 4, 4) == 4 * 8 * 96 + 4 * 4 * 48 + 4 * 4 * 18
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_synthetic_dataset(tmp_path_factory.mktemp("fmnist_aql"), n_train=48, n_test=16)
-
-
-def _run(data_dir, out, *extra):
-    argv = ["adaqat", "--data-dir", str(data_dir), "--out", str(out), "--no-progress",
-            "--batch-size", "8", *extra]
-    assert main(argv) == 0
-    return json.loads((out / "summary.json").read_text())
-
-
 def test_cli_per_layer_cnn(data_dir, tmp_path):
     out = tmp_path / "pl"
-    s = _run(data_dir, out, "--model", "cnn", "--channels", "4", "--per-layer", "--bit-every", "2",
+    s = run_adaqat(data_dir, out, "--model", "cnn", "--channels", "4", "--per-layer", "--bit-every", "2",
              "--epochs", "1", "--lambda", "2", "--bit-lr", "1", "--patience", "2")
     rows = list(csv.DictReader(open(out / "bits.csv")))
     layers = list(csv.DictReader(open(out / "layers.csv")))
@@ -147,16 +135,16 @@ def test_cli_per_layer_cnn(data_dir, tmp_path):
 
 def test_cli_init_from_float_checkpoint(data_dir, tmp_path, capsys):
     common = ("--model", "mlp", "--hidden", "16", "--epochs", "1", "--fixed", "4/4")
-    s1 = _run(data_dir, tmp_path / "p", *common, "--pretrain-epochs", "2")
+    s1 = run_adaqat(data_dir, tmp_path / "p", *common, "--pretrain-epochs", "2")
     ckpt = tmp_path / "p" / "float_model.pt"
     sd = torch.load(ckpt, weights_only=True)
     fresh = build_adaqat_model("mlp", hidden=16)
     load_float_init(fresh, ckpt)
     assert all(torch.equal(fresh.state_dict()[k], v) for k, v in sd.items())
     # the same float start: the same float top-1 and, with the same batches, the same QAT run
-    s2 = _run(data_dir, tmp_path / "i", *common, "--init", str(ckpt))
+    s2 = run_adaqat(data_dir, tmp_path / "i", *common, "--init", str(ckpt))
     assert s2["float_pretrain_top1"] == s1["float_pretrain_top1"]
-    s0 = _run(data_dir, tmp_path / "r", *common)
+    s0 = run_adaqat(data_dir, tmp_path / "r", *common)
     assert s0["float_pretrain_top1"] is None
     # DDP-prefixed and nested checkpoints load too
     torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "ddp.pt")
@@ -232,6 +220,6 @@ def test_init_from_srmac_train_float_model(data_dir, tmp_path):
                  "--batch-size", "16", "--data-dir", str(data_dir), "--out", str(tr),
                  "--no-progress", "--device", "cpu"]) == 0
     trained = json.loads((tr / "summary.json").read_text())["final"]["test_acc"]
-    s = _run(data_dir, tmp_path / "q", "--model", "cnn", "--channels", "4", "--init",
+    s = run_adaqat(data_dir, tmp_path / "q", "--model", "cnn", "--channels", "4", "--init",
              str(tr / "model.pt"), "--fixed", "8/8", "--epochs", "1")
     assert s["float_pretrain_top1"] == pytest.approx(trained, abs=1e-9)

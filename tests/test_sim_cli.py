@@ -6,12 +6,6 @@ import json
 import pytest
 
 from ref.cli import main
-from sim.data import write_synthetic_dataset
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_synthetic_dataset(tmp_path_factory.mktemp("fmnist"), n_train=48, n_test=16)
 
 
 def _train(data_dir, out, *extra):
