@@ -145,7 +145,7 @@ class AccumulateStep(wiring.Component):
         limit = _clamp(m, e_ref + 1 - emin, W, lw, "norm_limit")
         m.submodules.norm_sum = ns = Normaliser(W, lw)
         m.d.comb += [ns.value.eq(mag), ns.limit.eq(limit)]
-        mode = {"rn": "rn", "rz": "rz"}.get(cfg.rounding, "sr")
+        mode = cfg.grid_mode
         m.submodules.round = rd = LazyRounder(W, man, mode, p.r)
         m.d.comb += rd.value.eq(ns.out)
         if mode == "sr":

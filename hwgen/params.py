@@ -58,7 +58,7 @@ class MacParams:
     @property
     def extra(self) -> int:
         """Bits kept below the last significand bit before rounding: 1 (rn), 0 (rz), r (SR)."""
-        return {"rn": 1, "rz": 0}.get(self.cfg.rounding, self.r)
+        return self.cfg.extra_bits
 
     # ---- significands -------------------------------------------------------
     @property

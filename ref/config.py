@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .formats import (
     FloatFormat,
@@ -13,10 +14,67 @@ from .formats import (
     parse_format,
 )
 
-__all__ = ["MacConfig", "ROUNDINGS", "SR_ROUNDINGS", "MAX_RBITS", "required_rbits", "parse_mac"]
+__all__ = [
+    "Rounding", "MacConfig", "ROUNDINGS", "SR_ROUNDINGS", "MAX_RBITS", "required_rbits", "parse_mac",
+]
 
-ROUNDINGS = ("rn", "rz", "sr_lazy", "sr_eager")
-SR_ROUNDINGS = ("sr_lazy", "sr_eager")
+
+class Rounding(StrEnum):
+    """The rounding of a fused MAC (contract section 3), with what each mode implies.
+
+    A ``StrEnum``: ``Rounding.SR_EAGER == "sr_eager"``, so specs, JSON and CSV
+    keep the plain names. Every part of srmac derives its flags from here.
+    """
+
+    RN = "rn"
+    RZ = "rz"
+    SR_LAZY = "sr_lazy"
+    SR_EAGER = "sr_eager"
+
+    @property
+    def description(self) -> str:
+        """One line on what the mode computes."""
+        return {
+            "rn": "round to nearest, ties to even, of the exact sum",
+            "rz": "round toward zero (truncate) the exact sum",
+            "sr_lazy": "SR_{p,r} of the normalised exact sum (classic design)",
+            "sr_eager": "random bits added before normalisation at an operand-chosen anchor, "
+            "a 2-bit second stage when the sum carries above it (proposed design)",
+        }[self.value]
+
+    @property
+    def is_sr(self) -> bool:
+        """True for the stochastic modes (they take ``rbits`` random bits)."""
+        return self in (Rounding.SR_LAZY, Rounding.SR_EAGER)
+
+    @property
+    def grid_mode(self) -> str:
+        """The mode of :func:`ref.rounding.round_to_grid` that rounds the sum: rn, rz or sr."""
+        return "sr" if self.is_sr else self.value
+
+    def rand_bits(self, rbits: int | None) -> int:
+        """Random bits one MAC consumes: r (lazy), r + 2 (eager: R and B), 0 (rn / rz)."""
+        return {Rounding.SR_LAZY: rbits, Rounding.SR_EAGER: rbits + 2}.get(self, 0) if rbits else 0
+
+    def extra_bits(self, rbits: int | None) -> int:
+        """Bits kept below the last significand bit before rounding: 1 (rn), 0 (rz), r (SR)."""
+        return {Rounding.RN: 1, Rounding.RZ: 0}.get(self, rbits or 0)
+
+    @classmethod
+    def parse(cls, text) -> Rounding:
+        """A :class:`Rounding` from its name (``"sr"`` means ``sr_lazy``); ValueError otherwise."""
+        if isinstance(text, cls):
+            return text
+        if text == "sr":
+            return cls.SR_LAZY
+        try:
+            return cls(text)
+        except ValueError:
+            raise ValueError(f"rounding must be one of {ROUNDINGS}, got {text!r}") from None
+
+
+ROUNDINGS = tuple(m.value for m in Rounding)
+SR_ROUNDINGS = tuple(m.value for m in Rounding if m.is_sr)
 #: r + 2 random bits per eager MAC come from one 32-bit generator word.
 MAX_RBITS = 30
 # The int64 datapath keeps sums below 2**62 with the significand normalised to
@@ -50,25 +108,26 @@ class MacConfig:
         Format of the multiplier inputs ``a``, ``b``.
     acc_fmt : FloatFormat or str
         Format of the accumulator ``z``.
-    rounding : {"rn", "rz", "sr_lazy", "sr_eager"}
+    rounding : Rounding or {"rn", "rz", "sr_lazy", "sr_eager"}
     rbits : int or None
         Random bits ``r`` (1..30) for the SR modes; None (or 0) for rn / rz.
     """
 
     in_fmt: FloatFormat
     acc_fmt: FloatFormat
-    rounding: str = "rn"
+    rounding: Rounding = Rounding.RN
     rbits: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "in_fmt", parse_format(self.in_fmt))
         object.__setattr__(self, "acc_fmt", parse_format(self.acc_fmt))
-        if self.rounding not in ROUNDINGS:
+        if not isinstance(self.rounding, str) or self.rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {ROUNDINGS}, got {self.rounding!r}")
+        object.__setattr__(self, "rounding", Rounding(self.rounding))
         r = self.rbits
-        if self.rounding in SR_ROUNDINGS:
+        if self.rounding.is_sr:
             if r is None:
-                raise ValueError(f"rounding {self.rounding!r} needs rbits (1..{MAX_RBITS})")
+                raise ValueError(f"rounding {self.rounding.value!r} needs rbits (1..{MAX_RBITS})")
             try:
                 r = operator.index(r)
             except TypeError:
@@ -82,7 +141,7 @@ class MacConfig:
                 )
         else:
             if r not in (None, 0):
-                raise ValueError(f"rbits={r!r} is only meaningful for SR; use rbits=None with {self.rounding!r}")
+                raise ValueError(f"rbits={r!r} is only meaningful for SR; use rbits=None with {self.rounding.value!r}")
             r = None
         object.__setattr__(self, "rbits", r)
         if self.in_fmt.precision > _MAX_IN_PRECISION:
@@ -96,16 +155,23 @@ class MacConfig:
     # ---- derived -------------------------------------------------------------
     @property
     def is_sr(self) -> bool:
-        return self.rounding in SR_ROUNDINGS
+        """True for sr_lazy / sr_eager."""
+        return self.rounding.is_sr
 
     @property
     def rand_bits(self) -> int:
         """Random bits one MAC consumes: r (lazy), r + 2 (eager), 0 (rn / rz)."""
-        if self.rounding == "sr_lazy":
-            return self.rbits
-        if self.rounding == "sr_eager":
-            return self.rbits + 2
-        return 0
+        return self.rounding.rand_bits(self.rbits)
+
+    @property
+    def grid_mode(self) -> str:
+        """How the sum is rounded on the accumulator grid: "rn", "rz" or "sr"."""
+        return self.rounding.grid_mode
+
+    @property
+    def extra_bits(self) -> int:
+        """Bits kept below the last significand bit before rounding: 1 (rn), 0 (rz), r (SR)."""
+        return self.rounding.extra_bits(self.rbits)
 
     @property
     def product_exact_in_acc(self) -> bool:
@@ -132,7 +198,7 @@ class MacConfig:
         return {
             "in_fmt": self.in_fmt.to_dict(),
             "acc_fmt": self.acc_fmt.to_dict(),
-            "rounding": self.rounding,
+            "rounding": self.rounding.value,
             "rbits": self.rbits,
             "rand_bits": self.rand_bits,
         }
@@ -140,7 +206,7 @@ class MacConfig:
     def replace(self, **changes) -> MacConfig:
         kw = dict(in_fmt=self.in_fmt, acc_fmt=self.acc_fmt, rounding=self.rounding, rbits=self.rbits)
         kw.update(changes)
-        if kw["rounding"] not in SR_ROUNDINGS:
+        if not Rounding.parse(kw["rounding"]).is_sr:
             kw["rbits"] = None
         return MacConfig(**kw)
 
@@ -166,7 +232,7 @@ def parse_mac(text: str | MacConfig) -> MacConfig:
         elif is_format_option(tok) and fmts and rounding is None:
             fmts[-1][1].append(tok)
         elif tok in ROUNDINGS or tok == "sr":
-            rounding = "sr_lazy" if tok == "sr" else tok
+            rounding = Rounding.parse(tok)
         elif tok.isdigit() and rounding is not None and rbits is None:
             rbits = int(tok)
         else:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from .backend import ops_for
 from .codec import unpack
-from .config import MacConfig
+from .config import MacConfig, Rounding
 from .rounding import bit_length, pack, round_to_grid, shift_right_floor, special_codes
 
 __all__ = ["mac", "unpack_inputs", "product", "mac_step", "split_rand"]
 
 _TOP = 60  # bit index of the leading one of a normalised addend
 _NO_EXP = -(1 << 40)  # exponent of a zero addend ("-inf")
-_GRID_MODE = {"rn": "rn", "rz": "rz", "sr_lazy": "sr", "sr_eager": "sr"}
 
 
 def unpack_inputs(ops, codes, fmt):
@@ -79,10 +78,10 @@ def mac_step(ops, cfg: MacConfig, z, prod, R=None, B=None):
     sign = ops.where(exact_zero, sz & sp, sign)  # +0 unless both addends are -0
     lsb = e_big - _TOP
 
-    mode = _GRID_MODE[cfg.rounding]
+    mode = cfg.grid_mode
     m, eg, e = round_to_grid(ops, S, lsb, acc, mode, cfg.rbits or 0, R)
 
-    if cfg.rounding == "sr_eager":
+    if cfg.rounding is Rounding.SR_EAGER:
         m, eg = _eager_far(ops, cfg, S, lsb, e_big, d, eff_sub, R, B, m, eg)
 
     codes = pack(ops, acc, sign, m, eg, e, exact_zero=exact_zero, mode=mode)

@@ -67,7 +67,7 @@ def fits(cfg) -> bool:
     """True when ``cfg`` can run in int32 lanes (see the module docstring)."""
     fin, acc = cfg.in_fmt, cfg.acc_fmt
     man = acc.man_bits
-    extra = {"rn": 1, "rz": 0}.get(cfg.rounding, cfg.rbits or 0)
+    extra = cfg.extra_bits
     if 2 * fin.precision > TOP or acc.precision > TOP or man + extra + 3 > TOP:
         return False
     if cfg.rand_bits > 31 or acc.width > 31:
