@@ -24,7 +24,7 @@ COMMAND_MODULES = [
     "hwgen.cli",
     "hwgen.synth_cli",
     "sim.cli",
-    "sim.adaqat_cli",
+    "sim.adaqat.cli",
     "boards.cli",
     "boards.report_cli",
 ]

@@ -13,18 +13,27 @@ Examples::
 
 from __future__ import annotations
 
+from .models import MODELS, model_names
+
 
 def register(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train an MLP/CNN on Fashion-MNIST with every GEMM on the emulated MAC",
+        help="train a model (Fashion-MNIST or image folders) with every GEMM on the emulated MAC",
         description=(
-            "Train a small model on Fashion-MNIST with every GEMM (forward, backward to inputs, "
-            "backward to weights) run bit-exactly by the golden model. Writes log.csv, curves.png "
-            "and summary.json. Runs under torchrun (DDP: gloo on CPU, nccl on CUDA)."
+            "Train a model of the registry with every GEMM (forward, backward to inputs, "
+            "backward to weights) run bit-exactly by the golden model. Writes log.csv, curves.png, "
+            "model.pt and summary.json (last: a run without it did not finish). Loss scaling "
+            "(dynamic by default) keeps small gradients from underflowing in 8-bit formats. Runs "
+            "under torchrun (DDP: gloo on CPU, nccl on CUDA)."
         ),
     )
-    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
+    p.add_argument("--model", choices=tuple(MODELS), default="mlp",
+                   help=", ".join(model_names("fashion-mnist")) + ": --dataset fashion-mnist; "
+                        + ", ".join(model_names("imagenet")) + ": --dataset imagenet "
+                        "[default: mlp]")
+    p.add_argument("--dataset", choices=("fashion-mnist", "imagenet"), default="fashion-mnist",
+                   help="imagenet: --data-dir DIR with train/<class>/ and val/<class>/ images")
     p.add_argument("--mac", default="fp32",
                    help="MAC of all three GEMMs, in:acc:rounding[:r] (e.g. e5m2:e6m5:sr_eager:4); "
                         "'fp32' = plain float layers (baseline) [default: fp32]")
@@ -54,10 +63,17 @@ def register(sub) -> None:
     p.add_argument("--limit-train", type=int, default=None, help="use the first N training samples")
     p.add_argument("--limit-test", type=int, default=None, help="use the first N test samples")
     p.add_argument("--hidden", type=int, default=256, help="MLP hidden width [default: 256]")
+    p.add_argument("--depth", type=int, default=1, help="MLP hidden layers [default: 1]")
     p.add_argument("--channels", type=int, default=8, help="CNN first-layer channels [default: 8]")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="resnet18/mobilenet-v2 width multiplier [default: 1.0]")
+    p.add_argument("--image-size", type=int, default=224,
+                   help="imagenet crop size in pixels [default: 224]")
+    p.add_argument("--workers", type=int, default=4,
+                   help="imagenet image-decoding processes per rank [default: 4]")
     p.add_argument("--data-dir", default=None,
                    help="folder of the Fashion-MNIST IDX files "
-                        "[default: /usr/share/datasets/fashion-mnist]")
+                        "[default: /usr/share/datasets/fashion-mnist], or the imagenet root")
     p.add_argument("--out", default=None,
                    help="output folder [default: build/train/<model>-<mac>-s<seed>]")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -70,9 +86,11 @@ def register(sub) -> None:
         description=(
             "Run a grid of `srmac train` runs that differ only in the MAC (default: fp32, then "
             "E5M2 x E5M2 -> E6M5 with rn, rz, sr_lazy and sr_eager at r = 2, 4, 6, 8), "
-            "skipping runs already finished with the same options, and write table.csv, "
+            "skipping runs already finished with the same options (checked file by file, so a "
+            "killed, moved or copied grid resumes without retraining), and write table.csv, "
             "table.md (mean and spread of the test accuracy over seeds, seconds per epoch, "
-            "the command of each row) and table.png under --out."
+            "the command of each row) and table.png under --out. A second grid on the same "
+            "--out stops with a message."
         ),
     )
     t.add_argument("--models", default="mlp,cnn", help="comma-separated [default: mlp,cnn]")
@@ -87,6 +105,7 @@ def register(sub) -> None:
     t.add_argument("--lr-schedule", choices=("const", "cosine"), default="cosine",
                    help="[default: cosine: a far less noisy final accuracy]")
     t.add_argument("--hidden", type=int, default=256, help="MLP hidden width [default: 256]")
+    t.add_argument("--depth", type=int, default=1, help="MLP hidden layers [default: 1]")
     t.add_argument("--channels", type=int, default=8, help="CNN first-layer channels [default: 8]")
     t.add_argument("--data-dir", default=None, help="folder of the Fashion-MNIST IDX files")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
@@ -97,7 +116,8 @@ def register(sub) -> None:
 
 
 def _train(args) -> int:
-    from .train import TrainOptions, leave_after_distributed_run, run
+    from .loop import leave_after_distributed_run
+    from .train import TrainOptions, run
 
     fields = TrainOptions.__dataclass_fields__
     opts = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
@@ -112,9 +132,8 @@ def _train_table(args) -> int:
 
     base = TrainOptions(epochs=args.epochs, limit_train=args.limit_train,
                         limit_test=args.limit_test, batch_size=args.batch_size, lr=args.lr,
-                        lr_schedule=args.lr_schedule,
-                        hidden=args.hidden, channels=args.channels, data_dir=args.data_dir,
-                        device=args.device)
+                        lr_schedule=args.lr_schedule, hidden=args.hidden, depth=args.depth,
+                        channels=args.channels, data_dir=args.data_dir, device=args.device)
     spec = TableSpec(args.out, models=parse_list(args.models),
                      macs=parse_list(args.macs) if args.macs else list(DEFAULT_MACS),
                      seeds=parse_list(args.seeds, int), base=base)

@@ -1,4 +1,18 @@
-"""Fashion-MNIST from IDX files (no network), with a small IDX reader/writer.
+"""Fashion-MNIST from IDX files (no network), a small IDX reader/writer, and the data sources.
+
+A *data source* (:class:`TensorData` here, :class:`sim.imagenet.FolderData`
+for image folders) gives the training loop one
+rank's share of a data set (single process: rank 0 of 1;
+:func:`sim.loop.open_data` picks one):
+
+* ``batches(epoch)``: the rank's training batches; every epoch is a fresh
+  permutation (:func:`epoch_order`), the same on all ranks, of which rank
+  ``r`` takes every ``world``-th sample, cut so that every rank runs
+  ``steps_per_epoch`` steps;
+* ``eval_batches()``: the rank's share of the test split, in order
+  (``eval_steps`` batches);
+* ``first_batch()``, ``in_ch``, ``classes``, ``input_shape`` (one sample),
+  ``n_train``, ``n_test`` (global counts).
 
 IDX (LeCun's MNIST format): a 4-byte magic ``0x00 0x00 <type> <ndim>``, then
 ``ndim`` big-endian uint32 sizes, then the data in row-major order, big-endian.
@@ -13,9 +27,16 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from .seeds import derive_seed
 
 __all__ = ["read_idx", "write_idx", "load_fashion_mnist", "load_tensors", "DatasetMissingError",
-           "write_synthetic_dataset", "DEFAULT_DATA_DIR", "FILES", "CLASSES"]
+           "write_synthetic_dataset", "DEFAULT_DATA_DIR", "FILES", "CLASSES", "TensorData",
+           "epoch_order", "DATASETS"]
+
+#: Data sets the training verbs read.
+DATASETS = ("fashion-mnist", "imagenet")
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
@@ -121,8 +142,6 @@ def load_fashion_mnist(data_dir=None):
 
 def to_tensors(images, labels, device="cpu"):
     """Normalised float32 (N, 1, 28, 28) images and int64 labels as torch tensors."""
-    import torch
-
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32) / 255.0)
     x = ((x - MEAN) / STD).unsqueeze(1)
     return x.to(device), torch.from_numpy(labels.astype(np.int64)).to(device)
@@ -155,3 +174,47 @@ def write_synthetic_dataset(data_dir, n_train: int = 64, n_test: int = 32, seed:
         write_idx(data_dir / f"{prefix}-images-idx3-ubyte.gz", images)
         write_idx(data_dir / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return data_dir
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The permutation of ``n`` training samples in ``epoch`` (same on every rank)."""
+    gen = torch.Generator().manual_seed(derive_seed(seed, epoch, 0xDA7A))
+    return torch.randperm(n, generator=gen)
+
+
+class TensorData:
+    """Fashion-MNIST (or its synthetic stand-in) as in-memory tensors, one rank's share.
+
+    ``o`` carries ``data_dir``, ``limit_train``, ``limit_test`` (the first N
+    samples), ``seed`` and ``batch_size`` (global: split over ``world``).
+    """
+
+    in_ch, classes, input_shape = 1, 10, (1, 1, 28, 28)
+
+    def __init__(self, o, rank: int = 0, world: int = 1):
+        self.xtr, self.ytr, self.xte, self.yte = load_tensors(o.data_dir, o.limit_train,
+                                                              o.limit_test)
+        self.seed, self.rank, self.world = o.seed, rank, world
+        self.batch = o.batch_size // world
+        self.n_train, self.n_test = len(self.ytr), len(self.yte)
+        self.per_rank = self.n_train // world
+        if self.per_rank < 1:
+            raise ValueError(f"{self.n_train} training samples cannot be split over {world} ranks")
+        self.steps_per_epoch = -(-self.per_rank // self.batch)
+        self.test_idx = torch.arange(self.n_test)[rank::world]
+        self.eval_steps = -(-len(self.test_idx) // self.batch)
+
+    def batches(self, epoch: int):
+        order = epoch_order(self.n_train, self.seed, epoch)[self.rank:: self.world][: self.per_rank]
+        for s in range(0, len(order), self.batch):
+            b = order[s: s + self.batch]
+            yield self.xtr[b], self.ytr[b]
+
+    def first_batch(self):
+        return self.xtr[: self.batch], self.ytr[: self.batch]
+
+    def eval_batches(self):
+        for s in range(0, len(self.test_idx), self.batch):
+            b = self.test_idx[s: s + self.batch]
+            yield self.xte[b], self.yte[b]
+

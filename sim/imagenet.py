@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import epoch_order
 from .seeds import derive_seed
 
-__all__ = ["ImageFolderData", "scan_image_folder", "write_synthetic_image_folder",
+__all__ = ["ImageFolderData", "FolderData", "scan_image_folder", "write_synthetic_image_folder",
            "IMAGE_EXTENSIONS", "MEAN", "STD"]
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".webp")
@@ -157,3 +158,57 @@ def write_synthetic_image_folder(root, classes: int = 4, n_train: int = 8, n_val
                 img[y0: y0 + h // 2, x0: x0 + w // 2, c % 3] = 240
                 Image.fromarray(img).save(d / f"img{k:04d}.png")
     return root
+
+
+class FolderData:
+    """An ImageNet-style ``DIR/train/<class>/*``, ``DIR/val/<class>/*`` as a data source.
+
+    The interface of :class:`sim.data.TensorData` (one rank's share);
+    ``--limit-train`` / ``--limit-test`` take a fixed random subset (the file
+    list is sorted by class); images are decoded by ``o.workers`` loader
+    processes per rank.
+    """
+
+    def __init__(self, o, rank: int = 0, world: int = 1, pin_memory: bool = False):
+        if not o.data_dir:
+            raise ValueError("--dataset imagenet needs --data-dir DIR holding train/<class>/ and "
+                             "val/<class>/ image folders")
+        root = Path(o.data_dir)
+        self.train = ImageFolderData(root / "train", o.image_size, True, seed=o.seed)
+        self.val = ImageFolderData(root / "val", o.image_size, False, classes=self.train.classes)
+        self.in_ch, self.classes = 3, len(self.train.classes)
+        self.input_shape = (1, 3, o.image_size, o.image_size)
+        self.seed, self.rank, self.world = o.seed, rank, world
+        self.batch = o.batch_size // world
+        self.workers, self.pin = o.workers, pin_memory
+        self.train_idx = self._subset(len(self.train), o.limit_train, 1)
+        self.val_idx = self._subset(len(self.val), o.limit_test, 2)
+        self.n_train, self.n_test = len(self.train_idx), len(self.val_idx)
+        self.per_rank = self.n_train // world
+        if self.per_rank < 1:
+            raise ValueError(f"{self.n_train} training images cannot be split over {world} ranks")
+        self.steps_per_epoch = -(-self.per_rank // self.batch)
+        self.eval_steps = -(-len(self.val_idx[rank::world]) // self.batch)
+
+    def _subset(self, n: int, limit: int | None, salt: int) -> torch.Tensor:
+        if not limit or limit >= n:
+            return torch.arange(n)
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, 0, 0x11A6E + salt))
+        return torch.randperm(n, generator=gen)[:limit].sort().values
+
+    def _loader(self, ds, idx):
+        return torch.utils.data.DataLoader(
+            torch.utils.data.Subset(ds, idx.tolist()), batch_size=self.batch, shuffle=False,
+            num_workers=self.workers, pin_memory=self.pin, drop_last=False)
+
+    def batches(self, epoch: int):
+        self.train.epoch = epoch
+        order = self.train_idx[epoch_order(self.n_train, self.seed, epoch)]
+        yield from self._loader(self.train, order[self.rank:: self.world][: self.per_rank])
+
+    def first_batch(self):
+        items = [self.train[int(i)] for i in self.train_idx[: self.batch]]
+        return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+
+    def eval_batches(self):
+        yield from self._loader(self.val, self.val_idx[self.rank:: self.world])

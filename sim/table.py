@@ -3,9 +3,12 @@
 A grid is models x MAC configurations x seeds, every run with the same
 epochs, data subset, batch and quantizers, so that the rows differ only in the
 MAC (the accumulation arithmetic). Each run writes its usual folder
-``<root>/<model>/<mac slug>/s<seed>/``; a run whose ``summary.json`` exists
-with the same options is not run again, so a long grid can be stopped and
-resumed (or spread over several sessions) at no cost.
+``<root>/<model>/<mac slug>/s<seed>/``; :func:`run_grid` skips a run whose
+folder holds a finished run (:func:`sim.results.finished_run`: a valid
+``summary.json``, every file it lists whole) with the same result-deciding
+options, so a long grid can be stopped (even by SIGKILL) and resumed, moved or
+copied, at no cost; a broken run gets one line and is trained again. The root
+is locked while the grid runs: a second grid on it stops with one line.
 
 The aggregate is ``table.csv`` (one row per model and MAC: mean and standard
 deviation of the final test accuracy over seeds, mean seconds per epoch,
@@ -16,15 +19,19 @@ MAC with the spread over seeds).
 
 from __future__ import annotations
 
-import csv
-import json
 import statistics
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .train import FLOAT_BASELINE, TrainOptions, _slug
+from ref.outputs import csv_text, write_bytes, write_text
 
-__all__ = ["DEFAULT_MACS", "TableSpec", "run_table", "aggregate", "write_table", "parse_list"]
+from .loop import is_float_mac, progress_bar
+from .models import model_names
+from .results import FolderLock, figure_bytes, finished_run, result_key
+from .train import TrainOptions, slug
+
+__all__ = ["DEFAULT_MACS", "TableSpec", "run_table", "run_grid", "aggregate", "write_table",
+           "parse_list"]
 
 #: fp32 baseline, then E5M2 x E5M2 -> E6M5 with every rounding (issue 6's grid).
 DEFAULT_MACS = (
@@ -36,8 +43,9 @@ DEFAULT_MACS = (
 )
 
 #: The options every run of a grid shares (the rest are TrainOptions' defaults).
-_SHARED = ("epochs", "batch_size", "lr", "lr_schedule", "momentum", "limit_train", "limit_test", "hidden",
-           "channels", "data_dir", "device", "quant_weight", "quant_act", "quant_grad")
+_SHARED = ("epochs", "batch_size", "lr", "lr_schedule", "momentum", "limit_train", "limit_test",
+           "hidden", "depth", "channels", "data_dir", "device", "quant_weight", "quant_act",
+           "quant_grad")
 
 
 def parse_list(text: str, kind=str) -> list:
@@ -65,16 +73,17 @@ class TableSpec:
         self.root = Path(self.root)
         if not self.models or not self.macs or not self.seeds:
             raise ValueError("a results table needs at least one model, one MAC and one seed")
+        names = model_names("fashion-mnist")
         for model in self.models:
-            if model not in ("mlp", "cnn"):
-                raise ValueError(f"unknown model {model!r}: choose mlp or cnn")
+            if model not in names:
+                raise ValueError(f"unknown model {model!r}: choose one of {', '.join(names)}")
         for mac in self.macs:  # fail before hours of training, not in the middle
-            if mac.strip().lower() not in FLOAT_BASELINE:
+            if not is_float_mac(mac):
                 replace(self.base, mac=mac).layer_config()
         self.base.validate()
 
     def options(self, model: str, mac: str, seed: int) -> TrainOptions:
-        out = self.root / model / _slug(mac) / f"s{seed}"
+        out = self.root / model / slug(mac) / f"s{seed}"
         return replace(self.base, model=model, mac=mac, seed=seed, out=str(out), progress=False)
 
     def runs(self) -> list[TrainOptions]:
@@ -95,21 +104,44 @@ def command(opts: TrainOptions) -> str:
     return " ".join(parts)
 
 
-def _done(opts: TrainOptions) -> dict | None:
-    """The summary of a finished run with exactly these options, else None."""
-    path = Path(opts.out) / "summary.json"
-    if not path.exists():
-        return None
-    try:
-        s = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    want = {k: v for k, v in asdict(opts).items() if k != "progress"}
-    have = {k: v for k, v in s.get("options", {}).items() if k != "progress"}
-    return s if have == want else None
+def run_grid(runs: list, root, train, *, progress: bool = True,
+             what: str = "srmac train-table", say=print) -> list[dict]:
+    """Train every run of ``runs`` (options with an ``out`` each) not already finished.
+
+    ``train(options)`` trains one run (e.g. :func:`sim.train.run`). Holds the
+    lock of ``root`` throughout. Returns the summaries in the order of ``runs``;
+    raises ValueError (one line) when a run left no finished folder.
+    """
+    with FolderLock(root, what):
+        todo = []
+        for o in runs:
+            done, why = finished_run(o.out, result_key(asdict(o)))
+            if done is None:
+                if why:
+                    say(f"{what}: {why}: training that run again")
+                todo.append(o)
+        say(f"{what}: {len(runs) - len(todo)} of {len(runs)} runs already done, "
+            f"{len(todo)} to train")
+        bar = progress_bar(progress and bool(todo), len(todo), "runs")
+        for o in todo:
+            if bar is not None:
+                bar.set_postfix_str(str(Path(o.out).relative_to(root)) if
+                                    Path(o.out).is_relative_to(root) else str(o.out))
+            train(o)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        summaries = []
+        for o in runs:
+            s, why = finished_run(o.out, result_key(asdict(o)))
+            if s is None:
+                raise ValueError(f"run {o.out} did not finish ({why or 'no summary.json'})")
+            summaries.append(s)
+    return summaries
 
 
-def run_table(spec: TableSpec, *, progress: bool = True, train=None) -> list[dict]:
+def run_table(spec: TableSpec, *, progress: bool = True, train=None, say=print) -> list[dict]:
     """Run every missing run of the grid; returns one summary per run (grid order).
 
     ``train`` (default :func:`sim.train.run`) is the function that trains one
@@ -117,28 +149,7 @@ def run_table(spec: TableSpec, *, progress: bool = True, train=None) -> list[dic
     """
     if train is None:
         from .train import run as train
-    runs = spec.runs()
-    todo = [o for o in runs if _done(o) is None]
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), desc="results table", unit="run", dynamic_ncols=True)
-    for opts in todo:
-        if bar is not None:
-            bar.set_postfix_str(f"{opts.model} {opts.mac} s{opts.seed}")
-        train(opts)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    summaries = []
-    for opts in runs:
-        s = _done(opts)
-        if s is None:
-            raise RuntimeError(f"run {opts.out} left no summary.json with its options")
-        summaries.append(s)
-    return summaries
+    return run_grid(spec.runs(), spec.root, train, progress=progress, say=say)
 
 
 def aggregate(summaries: list[dict]) -> list[dict]:
@@ -182,7 +193,7 @@ def markdown(rows: list[dict]) -> str:
     return head + body + "\nCommands (S = seed):\n\n" + cmds
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict]) -> bytes:
     from ref.plotting import subplots
 
     models = sorted({r["model"] for r in rows})
@@ -199,18 +210,14 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_title(f"{model}: E5M2 x E5M2 -> E6M5 MACs (mean ± std over seeds)")
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    return figure_bytes(fig)
 
 
 def write_table(rows: list[dict], root: Path) -> list[Path]:
     """Write table.csv, table.md and table.png under ``root``; returns their paths."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     paths = [root / "table.csv", root / "table.md", root / "table.png"]
-    with open(paths[0], "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    paths[1].write_text(markdown(rows))
-    plot(rows, paths[2])
+    write_text(paths[0], csv_text(rows))
+    write_text(paths[1], markdown(rows))
+    write_bytes(paths[2], plot(rows))
     return paths

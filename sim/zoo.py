@@ -1,4 +1,6 @@
-"""ImageNet-style models for ``srmac adaqat``: ResNet-18 and MobileNet-V2 (no torchvision).
+"""ImageNet-style model classes: ResNet-18 and MobileNet-V2 (no torchvision).
+
+They are registered, with every other model, in :mod:`sim.models`.
 
 Compact definitions written for this project. Their parameter names follow
 the layout of torchvision's ``resnet18`` and ``mobilenet_v2`` (``conv1``,
@@ -19,9 +21,7 @@ import torch.nn.functional as F
 
 from .adaqat import SIGNED_INPUT
 
-__all__ = ["ZOO_MODELS", "build_zoo_model", "ResNet18", "MobileNetV2"]
-
-ZOO_MODELS = ("resnet18", "mobilenet-v2")
+__all__ = ["BasicBlock", "ResNet18", "MobileNetV2"]
 
 
 def _ch(c: float, divisor: int = 8) -> int:
@@ -137,15 +137,3 @@ class MobileNetV2(nn.Module):
     def forward(self, x):
         x = self.features(x)
         return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
-
-
-def build_zoo_model(name: str, *, classes: int = 1000, in_ch: int = 3,
-                    width: float = 1.0) -> nn.Module:
-    """``resnet18`` or ``mobilenet-v2`` with ``classes`` outputs and ``in_ch`` input channels."""
-    if not width > 0:
-        raise ValueError(f"--width must be > 0, got {width}")
-    if name == "resnet18":
-        return ResNet18(classes, in_ch, width)
-    if name == "mobilenet-v2":
-        return MobileNetV2(classes, in_ch, width)
-    raise ValueError(f"unknown model {name!r}: choose one of {', '.join(ZOO_MODELS)}")

@@ -2,7 +2,7 @@
 
 Examples::
 
-    srmac adaqat --model mlp --lambda 0.01 --epochs 3 --limit-train 6000
+    srmac adaqat --model cnn --lambda 0.01 --epochs 3 --limit-train 6000
     srmac adaqat --model cnn --fixed 4/4 --epochs 3          # fixed-width QAT baseline
     srmac adaqat --model resnet-small --pretrain-epochs 2 --epochs 3   # from a float model
     srmac adaqat --model cnn --per-layer --bit-every 4 --init build/adaqat/.../float_model.pt
@@ -12,6 +12,8 @@ Examples::
 
 from __future__ import annotations
 
+from ..models import MODELS, model_names
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -19,20 +21,24 @@ def register(sub) -> None:
         help="adaptive bit-width QAT (AdaQAT), network-wide or per layer, or a fixed-width "
              "QAT baseline; Fashion-MNIST or ImageNet-style folders, torchrun/DDP",
         description=(
-            "Quantization-aware training with LSQ quantizers whose weight and activation "
-            "bit-widths N_w, N_a are learned: finite-difference task-loss gradient plus lambda "
-            "times the gradient of N_w*N_a, frozen once they stop moving, then fine-tuning. "
-            "--per-layer gives every layer its own pair. Runs under torchrun (DDP). Writes "
-            "bits.csv (widths per step), bits.png, layers.csv, summary.json, summary.csv and "
-            "model.pt."
+            "Quantization-aware training (DoReFa weights, PACT activations, first and last "
+            "layers at 8 bits, as in AdaQAT) whose weight and activation bit-widths N_w, N_a are "
+            "learned: finite-difference task-loss gradient plus lambda times the gradient of the "
+            "BitOPs per MAC, frozen once their integer width settles or alternates between two "
+            "neighbours (then the higher), then fine-tuning. --per-layer gives every layer its "
+            "own pair; --mac runs the GEMMs on an emulated MAC (with loss scaling). Runs under "
+            "torchrun (DDP). Writes bits.csv (widths per step), bits.png, layers.csv, log.csv, "
+            "summary.csv, model.pt and summary.json (last: a run without it did not finish)."
         ),
     )
-    p.add_argument("--model", choices=("mlp", "cnn", "resnet-small", "resnet18", "mobilenet-v2"),
-                   default="mlp", help="mlp, cnn, resnet-small: Fashion-MNIST only [default: mlp]")
+    p.add_argument("--model", choices=tuple(MODELS), default="mlp",
+                   help=", ".join(model_names("fashion-mnist")) + ": --dataset fashion-mnist; "
+                        + ", ".join(model_names("imagenet")) + ": --dataset imagenet "
+                        "[default: mlp]")
     p.add_argument("--dataset", choices=("fashion-mnist", "imagenet"), default="fashion-mnist",
                    help="imagenet: --data-dir DIR with train/<class>/ and val/<class>/ images")
     p.add_argument("--lambda", dest="lam", type=float, default=0.01,
-                   help="weight of the hardware cost N_w*N_a [default: 0.01]")
+                   help="weight of the hardware cost (BitOPs per MAC) [default: 0.01]")
     p.add_argument("--epochs", type=int, default=2, help="QAT epochs (exploration + fine-tuning)")
     p.add_argument("--fixed", default=None, metavar="W/A",
                    help="fixed-width QAT baseline, e.g. 4/4 (no bit-width learning)")
@@ -45,13 +51,20 @@ def register(sub) -> None:
                    help="run the quantized layers' GEMMs (forward and backward) on this emulated "
                         "MAC, e.g. e5m2:e6m5:sr_eager:4 (slow; groups=1 convs only) "
                         "[default: float]")
+    p.add_argument("--quantizer", choices=("dorefa-pact", "lsq"), default="dorefa-pact",
+                   help="DoReFa weights + PACT activations (the paper's), or LSQ for both "
+                        "[default: dorefa-pact]")
+    p.add_argument("--first-last-bits", type=int, default=8, metavar="B",
+                   help="width of the first layer's weights and the last layer's weights and "
+                        "input (0: they learn like the others) [default: 8]")
     p.add_argument("--init-bits", type=float, default=8.0, help="initial N_w and N_a [default: 8]")
     p.add_argument("--min-bits", type=float, default=2.0, help="lower bound of N [default: 2]")
     p.add_argument("--max-bits", type=float, default=8.0, help="upper bound of N [default: 8]")
     p.add_argument("--bit-lr", type=float, default=0.5, help="bit-width learning rate [default: 0.5]")
     p.add_argument("--patience", type=int, default=50,
-                   help="freeze N once its last PATIENCE updates span < --freeze-tol [default: 50]")
-    p.add_argument("--freeze-tol", type=float, default=0.3, help="[default: 0.3 bit]")
+                   help="freeze N once its integer width over the last PATIENCE updates stayed "
+                        "the same, or alternated between two neighbours (then the higher) "
+                        "[default: 50]")
     p.add_argument("--init", default=None, metavar="CKPT",
                    help="start from this float state dict (e.g. float_model.pt of an earlier "
                         "--pretrain-epochs run)")
@@ -62,12 +75,16 @@ def register(sub) -> None:
                    help="QAT learning-rate schedule (cosine: to 0 over all QAT steps)")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=0.0,
-                   help="SGD weight decay (not on LSQ step sizes) [default: 0]")
+                   help="SGD weight decay (not on quantizer clips / steps) [default: 0]")
+    p.add_argument("--loss-scale", default="dynamic",
+                   help="loss scale: a number (1 = none) or 'dynamic' (start 1024, halve on "
+                        "inf/NaN gradients, double after 200 good steps) [default: dynamic]")
     p.add_argument("--batch-size", type=int, default=64, help="global batch (all ranks)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit-train", type=int, default=None, help="use the first N training samples")
     p.add_argument("--limit-test", type=int, default=None, help="use the first N test samples")
     p.add_argument("--hidden", type=int, default=256, help="MLP hidden width [default: 256]")
+    p.add_argument("--depth", type=int, default=1, help="MLP hidden layers [default: 1]")
     p.add_argument("--channels", type=int, default=8,
                    help="CNN/resnet-small base channels [default: 8]")
     p.add_argument("--width", type=float, default=1.0,
@@ -85,8 +102,8 @@ def register(sub) -> None:
 
 
 def _adaqat(args) -> int:
-    from .adaqat_train import AdaQatOptions, run
-    from .train import leave_after_distributed_run
+    from ..loop import leave_after_distributed_run
+    from .train import AdaQatOptions, run
 
     fields = AdaQatOptions.__dataclass_fields__
     summary = run(AdaQatOptions(**{k: v for k, v in vars(args).items() if k in fields}))
