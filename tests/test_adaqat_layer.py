@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from clitools import run_adaqat
 
 from ref.cli import main
-from sim.adaqat import (
+from sim.adaqat.core import (
     BitState,
     bitops,
     fd_gradients_per_layer,
@@ -19,8 +19,8 @@ from sim.adaqat import (
     qat_model,
     quant_layers,
 )
-from sim.adaqat_models import build_adaqat_model
-from sim.adaqat_train import load_float_init
+from sim.adaqat.train import AdaQatOptions, Widths, load_float_init
+from sim.models import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 def _mlp3(per_layer=True):
     torch.manual_seed(1)
     net = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
-    model = qat_model(net, BitState(5, 5), per_layer=per_layer)
+    model = qat_model(net, BitState(5, 5), per_layer=per_layer, first_last_bits=None)
     layer_macs(model, (1, 12))
     return model
 
@@ -87,7 +87,7 @@ def test_hw_gradient_and_bitops_per_layer():
     tot = sum(macs)
     nw, na = [6.5, 3.25, 4.0], [None, 5.0, 2.5]
     g = hw_gradients_per_layer(layers, nw, na)
-    # d/dN_w,l of sum_l N_w,l N_a,l MACs_l / M: N_a,l MACs_l / M (first layer: 8-bit input)
+    # d/dN_w,l of sum_l w_l a_l MACs_l / M: a_l MACs_l / M (first layer: 8-bit input)
     assert g[0] == (pytest.approx(8 * 96 / tot), None)
     assert g[1] == (pytest.approx(5.0 * 48 / tot), pytest.approx(3.25 * 48 / tot))
     assert g[2] == (pytest.approx(2.5 * 18 / tot), pytest.approx(4.0 * 18 / tot))
@@ -95,12 +95,23 @@ def test_hw_gradient_and_bitops_per_layer():
         m.state.w_bits, m.state.a_bits = w, a
     assert bitops(model) == 6 * 8 * 96 + 3 * 4 * 48 + 2 * 7 * 18
     assert bitops(model, 4, 4) == 4 * 8 * 96 + 4 * 4 * 48 + 4 * 4 * 18
+    # the paper's setting: first and last layers at 8 bits, no gradient for them
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    ends = qat_model(net, BitState(5, 5), per_layer=True)
+    layer_macs(ends, (1, 12))
+    g = hw_gradients_per_layer(quant_layers(ends), [None, 3.25, None], [None, 5.0, None])
+    assert g == [(None, None), (pytest.approx(5.0 * 48 / tot), pytest.approx(3.25 * 48 / tot)),
+                 (None, None)]
+    assert fd_gradients_per_layer(ends, torch.randn(4, 12), torch.randint(0, 3, (4,)))[0] == (
+        None, None)
 
 
 def test_cli_per_layer_cnn(data_dir, tmp_path):
     out = tmp_path / "pl"
-    s = run_adaqat(data_dir, out, "--model", "cnn", "--channels", "4", "--per-layer", "--bit-every", "2",
-             "--epochs", "1", "--lambda", "2", "--bit-lr", "1", "--patience", "2")
+    s = run_adaqat(data_dir, out, "--model", "cnn", "--channels", "4", "--per-layer",
+                   "--bit-every", "2", "--first-last-bits", "0", "--epochs", "1", "--lambda", "2",
+                   "--bit-lr", "1", "--patience", "2")
     rows = list(csv.DictReader(open(out / "bits.csv")))
     layers = list(csv.DictReader(open(out / "layers.csv")))
     assert len(rows) == s["steps"] == 6
@@ -135,10 +146,11 @@ def test_cli_per_layer_cnn(data_dir, tmp_path):
 
 def test_cli_init_from_float_checkpoint(data_dir, tmp_path, capsys):
     common = ("--model", "mlp", "--hidden", "16", "--epochs", "1", "--fixed", "4/4")
+    fresh_model = lambda: build_model("mlp", hidden=16)  # noqa: E731
     s1 = run_adaqat(data_dir, tmp_path / "p", *common, "--pretrain-epochs", "2")
     ckpt = tmp_path / "p" / "float_model.pt"
     sd = torch.load(ckpt, weights_only=True)
-    fresh = build_adaqat_model("mlp", hidden=16)
+    fresh = fresh_model()
     load_float_init(fresh, ckpt)
     assert all(torch.equal(fresh.state_dict()[k], v) for k, v in sd.items())
     # the same float start: the same float top-1 and, with the same batches, the same QAT run
@@ -148,7 +160,7 @@ def test_cli_init_from_float_checkpoint(data_dir, tmp_path, capsys):
     assert s0["float_pretrain_top1"] is None
     # DDP-prefixed and nested checkpoints load too
     torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "ddp.pt")
-    load_float_init(build_adaqat_model("mlp", hidden=16), tmp_path / "ddp.pt")
+    load_float_init(fresh_model(), tmp_path / "ddp.pt")
     capsys.readouterr()
     (tmp_path / "junk.pt").write_text("not a checkpoint")
     bad = [(("--hidden", "32"), str(ckpt), "shape mismatch"),
@@ -180,12 +192,10 @@ def test_cli_bad_input_layer(data_dir, tmp_path, capsys, extra, word):
 
 def test_width_update_pairs_each_width_with_its_own_gradients():
     """_Widths flattens (N_w,l ..., N_a,l ...) and both gradient lists in the same order."""
-    from sim.adaqat_train import AdaQatOptions, _Widths
-
     model = _mlp3()
     layers = quant_layers(model)
     o = AdaQatOptions(per_layer=True, lam=0.5, bit_lr=1.0, init_bits=6.0)
-    widths = _Widths(o, layers, BitState())
+    widths = Widths(o, layers, BitState())
     x, y = torch.randn(32, 12), torch.randint(0, 3, (32,))
     model(x)
     fd = fd_gradients_per_layer(model, x, y)
@@ -204,7 +214,7 @@ def test_finite_differences_do_not_draw_dropout_masks():
     """MobileNet-V2 has dropout: both losses of a difference must see the same network."""
     torch.manual_seed(2)
     net = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 3))
-    model = qat_model(net, BitState(4, 4), per_layer=True)
+    model = qat_model(net, BitState(4, 4), per_layer=True, first_last_bits=None)
     model.train()
     x, y = torch.randn(16, 12), torch.randint(0, 3, (16,))
     model(x)

@@ -1,14 +1,12 @@
 """`srmac train-table`: the grid, its resumability, the aggregate and the written table."""
 
 import csv
-import json
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 
 from ref.cli import main
-from sim.data import write_synthetic_dataset
+from sim.results import RunFolder
 from sim.table import DEFAULT_MACS, TableSpec, aggregate, command, markdown, parse_list, run_table
 from sim.train import TrainOptions
 
@@ -21,10 +19,9 @@ def _fake_train(calls):
         acc = 0.5 + 0.1 * len(opts.mac) / 30 + 0.01 * opts.seed
         rows = [dict(epoch=e, train_loss=1.0 / e, train_acc=acc, test_loss=1.0, test_acc=acc,
                      time_s=2.0 * e, emulated_macs=1000 * e) for e in range(1, opts.epochs + 1)]
-        s = dict(options=asdict(opts), epochs=rows, final=rows[-1])
-        Path(opts.out).mkdir(parents=True, exist_ok=True)
-        (Path(opts.out) / "summary.json").write_text(json.dumps(s))
-        return s
+        with RunFolder(opts.out, "test") as folder:
+            return folder.finish({"log.csv": "epoch\n1\n"},
+                                 dict(options=asdict(opts), epochs=rows, final=rows[-1]))
 
     return train
 
@@ -93,8 +90,8 @@ def test_parse_list():
         parse_list("a,b", int)
 
 
-def test_cli_end_to_end(tmp_path, capsys):
-    data = write_synthetic_dataset(tmp_path / "data", n_train=32, n_test=16)
+def test_cli_end_to_end(data_dir, tmp_path, capsys):
+    data = data_dir
     out = tmp_path / "table"
     rc = main(["train-table", "--models", "mlp", "--macs", "fp32,e5m2:e6m5:rn", "--seeds", "0,1",
                "--epochs", "1", "--hidden", "8", "--batch-size", "16", "--data-dir", str(data),
