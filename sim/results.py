@@ -16,7 +16,9 @@ A run counts as done (:func:`finished_run`) only when ``summary.json`` is a
 JSON object with the expected keys, its ``result_key`` equals the one asked
 for, and every listed file exists with its recorded size and digest. The key
 leaves out the output path (and other options that do not change results),
-so a moved or copied results folder resumes without retraining.
+so a moved or copied results folder resumes without retraining, and options
+left at their defaults, so a new option added later does not invalidate
+finished runs.
 
 An OS error while writing (a full disk, ``ulimit -f``) becomes an
 :class:`ref.outputs.OutputError`: one line, and the folder keeps no summary.
@@ -24,6 +26,7 @@ An OS error while writing (a full disk, ``ulimit -f``) becomes an
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -46,8 +49,20 @@ NOT_RESULT_OPTIONS = ("out", "progress", "workers")
 REQUIRED = ("options", "result_key", "files", "epochs")
 
 
-def result_key(options: dict) -> dict:
-    """The options that decide a run's results: all but :data:`NOT_RESULT_OPTIONS`."""
+def result_key(options) -> dict:
+    """The options that decide a run's results, as a JSON-able dict.
+
+    ``options``: an options dataclass (:class:`sim.train.TrainOptions`, ...):
+    the fields that differ from their defaults, but for
+    :data:`NOT_RESULT_OPTIONS`, so that a new option added later (at its
+    default) does not make every finished run look different; or a plain
+    dict: all its keys but :data:`NOT_RESULT_OPTIONS`.
+    """
+    if dataclasses.is_dataclass(options):
+        default = type(options)()
+        return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+                if f.name not in NOT_RESULT_OPTIONS
+                and getattr(options, f.name) != getattr(default, f.name)}
     return {k: v for k, v in options.items() if k not in NOT_RESULT_OPTIONS}
 
 
@@ -155,7 +170,8 @@ class RunFolder:
         """Write ``files`` (name -> text or bytes) atomically, then the summary; returns it.
 
         The summary gets ``files`` (name -> size and SHA-256) and, unless
-        given, ``result_key`` (from its ``options``).
+        given, ``result_key`` (from its ``options`` dict: prefer passing
+        :func:`result_key` of the options dataclass).
         """
         manifest = {}
         for name, data in files.items():

@@ -20,7 +20,7 @@ MAC with the spread over seeds).
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ref.outputs import csv_text, write_bytes, write_text
@@ -115,7 +115,7 @@ def run_grid(runs: list, root, train, *, progress: bool = True,
     with FolderLock(root, what):
         todo = []
         for o in runs:
-            done, why = finished_run(o.out, result_key(asdict(o)))
+            done, why = finished_run(o.out, result_key(o))
             if done is None:
                 if why:
                     say(f"{what}: {why}: training that run again")
@@ -134,7 +134,7 @@ def run_grid(runs: list, root, train, *, progress: bool = True,
             bar.close()
         summaries = []
         for o in runs:
-            s, why = finished_run(o.out, result_key(asdict(o)))
+            s, why = finished_run(o.out, result_key(o))
             if s is None:
                 raise ValueError(f"run {o.out} did not finish ({why or 'no summary.json'})")
             summaries.append(s)

@@ -44,7 +44,7 @@ from .loop import (
 )
 from .models import build_model
 from .quant import make_layer_config, parse_quantizer
-from .results import RunFolder, figure_bytes, torch_bytes
+from .results import RunFolder, figure_bytes, result_key, torch_bytes
 
 __all__ = ["TrainOptions", "run", "default_out", "slug", "leave_after_distributed_run"]
 
@@ -151,7 +151,8 @@ def _train(dist, opts: TrainOptions, device, layer_cfg, out: Path, folder) -> di
     total_time = time.perf_counter() - t_run
     digests = dist.gather(param_digest(model))
     summary = dict(
-        options=asdict(opts), out=str(out), world_size=dist.world, device=str(device),
+        options=asdict(opts), result_key=result_key(opts), out=str(out), world_size=dist.world,
+        device=str(device),
         layer_config=None if layer_cfg is None else layer_cfg.to_dict(),
         float_baseline=layer_cfg is None, torch_version=torch.__version__,
         srmac_ref=getattr(ref, "__version__", None), epochs=rows, final=rows[-1],

@@ -6,7 +6,7 @@ from dataclasses import asdict
 import pytest
 
 from ref.cli import main
-from sim.results import RunFolder
+from sim.results import RunFolder, result_key
 from sim.table import DEFAULT_MACS, TableSpec, aggregate, command, markdown, parse_list, run_table
 from sim.train import TrainOptions
 
@@ -21,7 +21,8 @@ def _fake_train(calls):
                      time_s=2.0 * e, emulated_macs=1000 * e) for e in range(1, opts.epochs + 1)]
         with RunFolder(opts.out, "test") as folder:
             return folder.finish({"log.csv": "epoch\n1\n"},
-                                 dict(options=asdict(opts), epochs=rows, final=rows[-1]))
+                                 dict(options=asdict(opts), result_key=result_key(opts),
+                                      epochs=rows, final=rows[-1]))
 
     return train
 

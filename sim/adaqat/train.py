@@ -54,7 +54,7 @@ from ..loop import (
 )
 from ..models import build_model
 from ..quant import make_layer_config
-from ..results import RunFolder, figure_bytes, torch_bytes
+from ..results import RunFolder, figure_bytes, result_key, torch_bytes
 from .core import (
     BitState,
     BitWidth,
@@ -482,7 +482,8 @@ def _summary(dist, o, out, device, model, layers, widths, loop, epochs_log, pre_
 
     w0 = widths.w[0] if glob else None
     a0 = widths.a[0] if glob else None
-    return dict(options=asdict(o), out=str(out), world_size=dist.world, device=str(device),
+    return dict(options=asdict(o), result_key=result_key(o), out=str(out), world_size=dist.world,
+                device=str(device),
                 rank_states=rank_states,
                 ranks_in_sync=all(r == rank_states[0] for r in rank_states),
                 steps=loop.step, steps_per_epoch=steps_per_epoch, explore_steps=explore_steps,
