@@ -73,3 +73,10 @@ def build_model(name: str, *, hidden: int = 256, depth: int = 1, channels: int =
     given = dict(hidden=hidden, depth=depth, channels=channels, width=width,
                  classes=classes or (10 if small else 1000), in_ch=in_ch or (1 if small else 3))
     return spec.builder()(**{k: given[k] for k in spec.options})
+
+
+def __getattr__(name):
+    # the Fashion-MNIST nets, importable from here as before (sim.nets, loaded on first use)
+    if name in ("mlp", "cnn", "ResNetSmall"):
+        return getattr(importlib.import_module("sim.nets"), name)
+    raise AttributeError(f"module 'sim.models' has no attribute {name!r}")

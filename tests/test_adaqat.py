@@ -216,6 +216,11 @@ def test_freeze_decision_on_constructed_windows():
     assert freeze_decision([5, 5, 4, 4, 4, 4]) is None  # crossed one boundary once: moving
     assert freeze_decision([5, 4, 3, 4, 3, 3]) is None  # three values: moving
     assert freeze_decision([2, 4, 2, 4]) is None  # not neighbours
+    # the real values decide whether one integer width is settled or just drifting through
+    assert freeze_decision([6] * 5, [5.5, 5.6, 5.45, 5.6, 5.5]) == 6  # hovering
+    assert freeze_decision([6] * 5, [5.9, 5.8, 5.7, 5.6, 5.5]) is None  # drifting down
+    assert freeze_decision([6] * 5, [5.9, 5.8, 5.85, 5.7, 5.65]) is None  # mostly drifting
+    assert freeze_decision([2] * 4, [2.0] * 4) == 2  # held at the bound
 
 
 def _run_width(values_of_step, patience=6):
@@ -237,9 +242,12 @@ def test_bitwidth_freezes_an_oscillating_trajectory_at_the_higher_width():
 
 
 def test_bitwidth_freezes_a_settled_trajectory_and_not_a_moving_one():
-    # drifts inside (5, 6]: 6 bits; the window holds the initial 8 until 6 updates later
-    b, at = _run_width(lambda t: 5.7 - 0.02 * min(t, 10))
+    # hovers inside (5, 6]: 6 bits; the window holds the initial 8 until 6 updates later
+    b, at = _run_width(lambda t: 5.5 + (0.1 if t % 2 else -0.1))
     assert b.frozen and b.frozen_how == "settled" and b.value == 6.0 and at == 7
+    # a slow drift (0.01 bit per update, 95 updates per bit) never freezes on the way
+    b, at = _run_width(lambda t: 7.95 - 0.01 * t)
+    assert not b.frozen and at is None and b.bits == 6
     # a steady descent (one bit every ~3 updates) never settles before the lower bound 2,
     # reached at update 21; it freezes there a window (8 + 1 values) later
     b, at = _run_width(lambda t: 7.9 - 0.3 * t, patience=8)

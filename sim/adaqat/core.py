@@ -16,8 +16,8 @@ quantization-aware training; the quantizers use ``ceil(N)`` bits.
   ones included at their fixed widths), the same function in network-wide and
   per-layer mode.
 * :class:`BitWidth`: one real width with bounds, a learning rate and the
-  freezing rule (:func:`freeze_decision`: the integer width settled, or
-  alternating between two neighbours, then the higher one).
+  freezing rule (:func:`freeze_decision`: the integer width settled and no
+  longer drifting, or alternating between two neighbours, then the higher one).
 """
 
 from __future__ import annotations
@@ -373,21 +373,28 @@ def fd_gradients_per_layer(model, x, y) -> list[tuple[float | None, float | None
     return out
 
 
-def freeze_decision(ints: Sequence[int]) -> int | None:
+def freeze_decision(ints: Sequence[int], values: Sequence[float] | None = None) -> int | None:
     """The width to freeze at after a window of integer widths, or ``None`` (keep learning).
 
-    * settled: every value in the window is the same ``k`` -> ``k``;
+    * settled: every value in the window is the same ``k``, and the real
+      ``values`` (when given) no longer drift: their net move over the window is
+      less than half their total movement (or zero movement: held at a bound)
+      -> ``k``;
     * oscillating: the window holds exactly two neighbours ``k``, ``k + 1``
       and goes back and forth (at least two changes) -> ``k + 1``, the higher.
 
-    A window that crosses one boundary once, or spans three or more values,
-    is still moving.
+    A window that crosses one boundary once, spans three or more values, or
+    drifts steadily inside one integer width is still moving.
     """
-    values = set(ints)
-    if len(values) == 1:
-        return next(iter(values))
-    lo, hi = min(values), max(values)
-    if len(values) == 2 and hi == lo + 1:
+    distinct = set(ints)
+    if len(distinct) == 1:
+        if values is not None and len(values) > 1:
+            path = sum(abs(q - p) for p, q in zip(values, values[1:], strict=False))
+            if path > 0 and abs(values[-1] - values[0]) >= 0.5 * path:
+                return None  # drifting (slowly) inside one integer width
+        return next(iter(distinct))
+    lo, hi = min(distinct), max(distinct)
+    if len(distinct) == 2 and hi == lo + 1:
         changes = sum(1 for p, q in zip(ints, ints[1:], strict=False) if p != q)
         if changes >= 2:
             return hi
@@ -399,7 +406,8 @@ class BitWidth:
 
     Update (while not frozen): ``N <- clip(N - lr * g, lo, hi)``. Freezing:
     after each update, the integer widths of the last ``patience`` updates
-    (and the one before them) go to :func:`freeze_decision`; when it decides,
+    (and the one before them) and the real values go to :func:`freeze_decision`;
+    when it decides,
     ``N`` is set to that width and every later :meth:`update` leaves it
     unchanged (:attr:`frozen_at`: the update count, :attr:`frozen_how`:
     ``"settled"`` or ``"oscillating"``).
@@ -423,6 +431,7 @@ class BitWidth:
         self.frozen_how: str | None = None
         self.steps = 0
         self._ints = deque([self.bits], maxlen=self.patience + 1)
+        self._values = deque([self.value], maxlen=self.patience + 1)
 
     @property
     def bits(self) -> int:
@@ -443,9 +452,10 @@ class BitWidth:
         self.steps += 1
         self.value = min(max(self.value - self.lr * grad, self.lo), self.hi)
         self._ints.append(self.bits)
+        self._values.append(self.value)
         if len(self._ints) == self._ints.maxlen:
             ints = list(self._ints)
-            k = freeze_decision(ints)
+            k = freeze_decision(ints, list(self._values))
             if k is not None:
                 self.freeze(k, "settled" if len(set(ints)) == 1 else "oscillating")
         return self.value
