@@ -29,6 +29,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ref.cli import add_mac_arguments, mac_from_args
+
 from .toolchains import ECP5_TOOLS, ICE40_TOOLS
 
 __all__ = ["register", "Board", "BOARDS", "get_board", "find_tool", "flash_command"]
@@ -221,13 +223,6 @@ def flash_command(board: Board, bitstream: str, programmer: str = "auto") -> lis
 
 # ---- helpers ------------------------------------------------------------------------------
 
-def _mac_config(args):
-    import ref
-
-    rbits = args.rbits if args.rounding in ("sr_lazy", "sr_eager") else None
-    return ref.MacConfig(args.in_fmt, args.acc_fmt, args.rounding, rbits)
-
-
 def _parse_product(text: str) -> tuple[int, int, int]:
     try:
         M, K, N = (int(x) for x in str(text).lower().split("x"))
@@ -281,21 +276,13 @@ def _open_board(port: str, board: Board | None = None):
 
 # ---- build --------------------------------------------------------------------------------
 
-def _add_mac_args(p):
-    p.add_argument("--in", dest="in_fmt", default="e5m2", help="input format (default e5m2)")
-    p.add_argument("--acc", dest="acc_fmt", default="e6m5", help="accumulator format (default e6m5)")
-    p.add_argument("--rounding", default="sr_eager", choices=("rn", "rz", "sr_lazy", "sr_eager"),
-                   help="rounding mode (default sr_eager)")
-    p.add_argument("--rbits", type=int, default=4, help="random bits r for SR (default 4)")
-
-
 def _board_names() -> str:
     return ", ".join(sorted(BOARDS))
 
 
 def _build(args) -> int:
     board = get_board(args.board)
-    cfg = _mac_config(args)
+    cfg = mac_from_args(args)
     build_dir = args.build_dir or board.default_build_dir()
     desc = board.check(cfg, args.rows, args.cols, seed=args.seed, kmax=args.kmax)
     bitstream = os.path.join(build_dir, board.bitstream)
@@ -386,7 +373,7 @@ def _run(args) -> int:
     if not args.port:
         raise ValueError(f"`srmac run` needs --port, the board's serial device (the {board.title} "
                          f"UART is usually {board.serial_hint})")
-    cfg = _mac_config(args)
+    cfg = mac_from_args(args)
     shape = _parse_product(args.shape)
     acc = _open_board(args.port, board)
     info = acc.info
@@ -407,10 +394,9 @@ def _run(args) -> int:
 # ---- legacy `srmac board sim|run|build` ---------------------------------------------------
 
 def _board(args) -> int:
-    import ref
     from hwgen.array_export import parse_shape
 
-    cfg = ref.parse_mac(args.mac)
+    cfg = mac_from_args(args)
     R, C = parse_shape(args.array)
     if args.action == "build":
         board = BOARDS["icebreaker"]
@@ -447,7 +433,7 @@ def register(sub):
     p.add_argument("--board", default="icebreaker", help=f"board: {boards} (default icebreaker)")
     p.add_argument("--rows", type=int, default=2, help="array rows R (default 2)")
     p.add_argument("--cols", type=int, default=2, help="array columns C (default 2)")
-    _add_mac_args(p)
+    add_mac_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="PE generator seed built in (default 0)")
     p.add_argument("--kmax", type=int, default=256, help="K per RUN command (default 256)")
     p.add_argument("--build-dir", default=None, help="build folder (default build/<board>)")
@@ -472,13 +458,13 @@ def register(sub):
     p.add_argument("--shape", default="3x6x2", help="product MxKxN (default 3x6x2)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the random inputs (default 0; the PE seed is read from the board)")
-    _add_mac_args(p)
+    add_mac_arguments(p)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("board", help="array board prototype: simulate (sim); run and build are "
                                      "`srmac run` and `srmac build`")
     p.add_argument("action", choices=("sim", "run", "build"))
-    p.add_argument("--mac", default="e5m2:e6m5:sr_eager:4", help="MAC spec (default e5m2:e6m5:sr_eager:4)")
+    add_mac_arguments(p)
     p.add_argument("--array", default="2x2", help="array shape ROWSxCOLS (default 2x2)")
     p.add_argument("--seed", type=int, default=0, help="PE generator seed (default 0)")
     p.add_argument("--kmax", type=int, default=None, help="K per RUN (default 8 in sim, 256 on a board)")

@@ -16,6 +16,9 @@ from __future__ import annotations
 import shlex
 import sys
 
+from ref.cli import add_mac_arguments, mac_from_args
+from ref.config import Rounding
+
 __all__ = ["register"]
 
 _ROUNDINGS = ("rn", "rz", "sr_lazy", "sr_eager")
@@ -26,8 +29,6 @@ def _split(text: str) -> list[str]:
 
 
 def _report(args) -> int:
-    import ref
-
     from . import report as R
     from .cli import get_board
 
@@ -42,8 +43,11 @@ def _report(args) -> int:
             raise ValueError(f"unknown rounding {r!r}: choose from {', '.join(_ROUNDINGS)}")
     if not boards or not roundings:
         raise ValueError("need at least one board (--boards) and one rounding (--roundings)")
-    cfgs = [ref.MacConfig(args.in_fmt, args.acc_fmt, r,
-                          args.rbits if r in ("sr_lazy", "sr_eager") else None) for r in roundings]
+    mac = mac_from_args(args)
+    if args.rbits is not None and not any(Rounding(r).is_sr for r in roundings):
+        raise ValueError(f"--rbits {args.rbits} does nothing with --roundings {','.join(roundings)}: "
+                         "drop it or add sr_lazy / sr_eager")
+    cfgs = [mac.replace(rounding=r) for r in roundings]
     sizes = [R.parse_shape(s) for s in _split(args.sizes)] if args.sizes else None
     start = None if args.start == "auto" else R.parse_shape(args.start)
     candidates = R.shapes()
@@ -104,8 +108,11 @@ def _report(args) -> int:
 
 def _command(args, boards, roundings) -> str:
     """The command line that reproduces this report (the options that matter)."""
+    mac = mac_from_args(args)
     parts = ["srmac", "report", "--boards", ",".join(boards), "--roundings", ",".join(roundings),
-             "--in", args.in_fmt, "--acc", args.acc_fmt, "--rbits", str(args.rbits)]
+             "--in", mac.in_fmt.spec(), "--acc", mac.acc_fmt.spec()]
+    if any(Rounding(r).is_sr for r in roundings):
+        parts += ["--rbits", str(mac.rbits)]
     if args.kmax != 256:
         parts += ["--kmax", str(args.kmax)]
     if args.sizes:
@@ -123,9 +130,7 @@ def register(sub):
                    help="comma-separated boards (default icebreaker,ulx3s-25f)")
     p.add_argument("--roundings", default="rn,sr_lazy,sr_eager",
                    help="comma-separated rounding modes (default rn,sr_lazy,sr_eager)")
-    p.add_argument("--in", dest="in_fmt", default="e5m2", help="input format (default e5m2)")
-    p.add_argument("--acc", dest="acc_fmt", default="e6m5", help="accumulator format (default e6m5)")
-    p.add_argument("--rbits", type=int, default=4, help="random bits r for SR (default 4)")
+    add_mac_arguments(p, spec=False, rounding=False)  # --roundings lists the roundings
     p.add_argument("--kmax", type=int, default=256, help="K per RUN command (default 256)")
     p.add_argument("--sizes", default=None,
                    help="build exactly these sizes (e.g. 1x1,2x2) instead of searching")

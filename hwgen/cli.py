@@ -11,28 +11,14 @@ import json
 import os
 import sys
 
+from ref.cli import add_mac_arguments, mac_from_args
+
 __all__ = ["register", "build_unit"]
 
 
 def register(sub):
     p = sub.add_parser("verilog", help="generate a MAC as Verilog with a JSON sidecar")
-    p.add_argument(
-        "--in",
-        dest="in_fmt",
-        default="e5m2",
-        help="input format (default e5m2; e.g. e4m3, e5m2:nosub)",
-    )
-    p.add_argument(
-        "--acc", default="e6m5", help="accumulator format (default e6m5; e.g. fp16, bf16:nosub)"
-    )
-    p.add_argument("--rounding", default="rn", help="rn, rz, sr_lazy or sr_eager (default rn)")
-    p.add_argument("--rbits", type=int, default=None, help="random bits r for SR")
-    p.add_argument(
-        "--chain-length",
-        type=int,
-        default=None,
-        help="derive r = required_rbits(N) for chains of length N (SR only)",
-    )
+    add_mac_arguments(p, chain_length=True)
     p.add_argument(
         "--rand",
         choices=("port", "prng"),
@@ -79,32 +65,17 @@ def register(sub):
     q.set_defaults(func=_regress)
 
 
-def build_config(in_fmt, acc, rounding, rbits=None, chain_length=None, seed=0):
-    """Validate CLI-level options and return the :class:`ref.MacConfig`."""
-    from ref.config import SR_ROUNDINGS, MacConfig, required_rbits
-
-    if chain_length is not None:
-        if rounding not in SR_ROUNDINGS:
-            raise ValueError(f"--chain-length only applies to SR roundings, not {rounding!r}")
-        if rbits is not None:
-            raise ValueError("give either --rbits or --chain-length, not both")
-        rbits = required_rbits(chain_length)
-    if rounding in SR_ROUNDINGS and rbits in (None, 0):
-        raise ValueError(f"rounding {rounding!r} needs --rbits r >= 1 (or --chain-length N)")
-    cfg = MacConfig(in_fmt, acc, rounding, rbits)
-    if seed < 0 or seed >= 1 << 32:
-        raise ValueError(f"--seed {seed} out of range: use 0..2**32-1")
-    return cfg
-
-
-def build_unit(
-    in_fmt, acc, rounding, rbits=None, chain_length=None, rand="port", seed=0, pipeline=0
-):
-    """Validate CLI-level options and build the :class:`hwgen.mac.MacUnit`."""
+def build_unit(cfg, rand="port", seed=0, pipeline=0):
+    """Validate the CLI-level options and build the :class:`hwgen.mac.MacUnit` of ``cfg``."""
     from .mac import MacUnit
 
-    cfg = build_config(in_fmt, acc, rounding, rbits, chain_length, seed)
+    _check_seed(seed)
     return MacUnit(cfg, rand=rand, seed=seed, pipeline=pipeline)
+
+
+def _check_seed(seed):
+    if seed < 0 or seed >= 1 << 32:
+        raise ValueError(f"--seed {seed} out of range: use 0..2**32-1")
 
 
 def _verilog(args) -> int:
@@ -114,9 +85,8 @@ def _verilog(args) -> int:
         if args.rand == "port":
             raise ValueError("--array uses one built-in generator per PE; drop --rand port")
         rows, cols = parse_shape(args.array)
-        cfg = build_config(
-            args.in_fmt, args.acc, args.rounding, args.rbits, args.chain_length, args.seed
-        )
+        cfg = mac_from_args(args)
+        _check_seed(args.seed)
         name, text, meta = export_array(
             cfg, rows, cols, seed=args.seed, pipeline=args.pipeline, name=args.name
         )
@@ -124,16 +94,7 @@ def _verilog(args) -> int:
 
     from .export import default_module_name, sidecar, to_verilog
 
-    unit = build_unit(
-        args.in_fmt,
-        args.acc,
-        args.rounding,
-        args.rbits,
-        args.chain_length,
-        args.rand or "port",
-        args.seed,
-        args.pipeline,
-    )
+    unit = build_unit(mac_from_args(args), args.rand or "port", args.seed, args.pipeline)
     name = args.name or default_module_name(unit)
     return _write(args.output, name, to_verilog(unit, name), sidecar(unit, name),
                   f"latency {unit.latency}")

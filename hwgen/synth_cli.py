@@ -23,6 +23,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from ref.cli import add_mac_arguments, mac_from_args, mac_options_given
+
 __all__ = ["register", "sweep_specs", "DEFAULT_SWEEP_FORMATS", "DEFAULT_SWEEP_RBITS"]
 
 DEFAULT_SWEEP_FORMATS = ("e5m2:e6m5", "e4m3:fp16")
@@ -55,8 +57,10 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "spec", nargs="?", help="MAC spec in:acc:rounding[:r], e.g. e5m2:e6m5:sr_eager:4"
+        "spec", nargs="?", help="MAC spec in:acc:rounding[:r], e.g. e5m2:e6m5:sr_eager:4 "
+        "(the same as --mac SPEC)"
     )
+    add_mac_arguments(p)
     p.add_argument("--device", default="up5k", help="target FPGA (default up5k)")
     p.add_argument(
         "--dsp",
@@ -96,11 +100,6 @@ def register(sub) -> None:
         "--formats",
         default=",".join(DEFAULT_SWEEP_FORMATS),
         help="sweep: comma list of in:acc format pairs (default e5m2:e6m5,e4m3:fp16)",
-    )
-    p.add_argument(
-        "--rbits",
-        default=",".join(str(r) for r in DEFAULT_SWEEP_RBITS),
-        help="sweep: comma list of r values (default 2,4,6,8,12,16)",
     )
     p.add_argument(
         "--out", default="build/synth", help="sweep: output folder (default build/synth)"
@@ -165,11 +164,11 @@ def sweep_specs(formats, rbits) -> list[str]:
     return specs
 
 
-def _mac_unit(spec: str, pipeline: int, rand: str):
+def _mac_unit(spec, pipeline: int, rand: str):
     from hwgen.mac import MacUnit
     from ref.config import parse_mac
 
-    cfg = parse_mac(spec)
+    cfg = parse_mac(spec)  # a spec string or a MacConfig
     return cfg, MacUnit(cfg, rand=rand, pipeline=pipeline)
 
 
@@ -200,15 +199,23 @@ def _cmd_synth(args) -> int:
         raise ValueError(f"--pipeline takes one value, got {args.pipeline!r}")
     pipeline = pipeline[0]
     if args.sweep:
-        if args.spec:
+        if args.spec or args.mac:
             raise ValueError(
-                f"--sweep takes no MAC spec (got {args.spec!r}): use --formats and --rbits"
+                f"--sweep takes no MAC spec (got {args.spec or args.mac!r}): use --formats and --rbits"
             )
+        given = [f for f in mac_options_given(args) if f != "--rbits"]
+        if given:
+            raise ValueError(f"--sweep sweeps the roundings of --formats: drop {given[0]}")
         return _cmd_sweep(args, dev, seeds, freq, pipeline)
-    if not args.spec:
-        raise ValueError("give a MAC spec (e.g. e5m2:e6m5:sr_eager:4) or --sweep")
+    if args.spec and args.mac:
+        raise ValueError(f"give the MAC once: SPEC {args.spec} or --mac {args.mac}")
+    args.mac = args.mac or args.spec
+    if not mac_options_given(args):
+        raise ValueError("give a MAC spec (e.g. e5m2:e6m5:sr_eager:4, or --in/--acc/--rounding/"
+                         "--rbits) or --sweep")
+    cfg = mac_from_args(args)
     synth.tool_path(dev.nextpnr, dev.package)  # missing ECP5 tools: one line, before Amaranth runs
-    cfg, dut = _mac_unit(args.spec, pipeline, args.rand)
+    cfg, dut = _mac_unit(cfg, pipeline, args.rand)
     meta = _meta(cfg, pipeline, args.rand)
     if args.dry_run:
         import tempfile
@@ -343,7 +350,8 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
     formats = [f for f in args.formats.split(",") if f.strip()]
     if not formats:
         raise ValueError("--formats is empty: give in:acc pairs, e.g. e5m2:e6m5")
-    rbits = _int_list(args.rbits, "--rbits", 1, 30)
+    # with --sweep, --rbits is a comma list of the r values swept
+    rbits = _int_list(args.rbits or ",".join(map(str, DEFAULT_SWEEP_RBITS)), "--rbits", 1, 30)
     specs = sweep_specs(formats, rbits)
     synth.tool_path(dev.nextpnr, dev.package)
     out = Path(args.out)

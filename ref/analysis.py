@@ -58,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli import add_mac_arguments, mac_from_args
 from .codec import decode, encode
 from .config import MAX_RBITS, MacConfig, required_rbits
 from .formats import parse_format
@@ -449,11 +450,9 @@ def add_sweep_arguments(parser, sweep_group=None):
         "--sweep", action="store_true",
         help="measure the error of RN, RZ and SR with r = 1..rmax bits against the exact sum and "
              "find the knee where more bits stop helping (writes CSV + plots)")
+    # the formats of the chains (every rounding and r = 1..rmax are swept)
+    add_mac_arguments(parser, spec=False, rounding=False, rbits=False)
     g = parser.add_argument_group("sweep options")
-    g.add_argument("--acc", dest="acc_fmt", default="e6m5", metavar="FMT",
-                   help="accumulator format (default: e6m5)")
-    g.add_argument("--in", dest="in_fmt", default="e5m2", metavar="FMT",
-                   help="multiplier input format (default: e5m2)")
     g.add_argument("--n-min", metavar="N", help="shortest chain, a power of two (default: 16)")
     g.add_argument("--n-max", metavar="N", help="longest chain, a power of two (default: 16384)")
     g.add_argument("--rmax", metavar="R", help="largest r swept (default: 16)")
@@ -517,7 +516,8 @@ def spec_from_args(args) -> tuple[SweepSpec, float]:
         if not 0 < tol < 10:
             raise ValueError(f"--tol must be in (0, 10), got {tol}")
     ns = tuple(2**k for k in range(n_min.bit_length() - 1, n_max.bit_length()))
-    spec = SweepSpec(parse_format(args.in_fmt), parse_format(args.acc_fmt), ns, rmax, runs, dists, seed)
+    mac = mac_from_args(args)
+    spec = SweepSpec(mac.in_fmt, mac.acc_fmt, ns, rmax, runs, dists, seed)
     return _check_spec(spec), tol
 
 

@@ -216,7 +216,7 @@ def _slope(ns, ys):
 
 def format_report(rows, ns, seeds, chains_per_dist, backend="auto"):
     """The tables (mean error per n and series) and the growth exponents, as text."""
-    from .cli_commands import table
+    from .cli import table
 
     labels = [s[0] for s in SERIES]
     out = [
