@@ -11,7 +11,8 @@ import json
 import os
 import sys
 
-from ref.cli import add_mac_arguments, mac_from_args
+from ref.cli import add_mac_arguments, mac_from_args, parse_int
+from ref.outputs import check_writable_dir
 
 __all__ = ["register", "build_unit"]
 
@@ -50,7 +51,8 @@ def register(sub):
         "regress", help="run the cocotb/Icarus regression matrix of the generated MACs"
     )
     q.add_argument(
-        "--ops", type=int, default=100_000, help="operations per configuration (default 100000)"
+        "--ops", default="100000", metavar="N",
+        help="operations per configuration (default 100000)"
     )
     q.add_argument(
         "--configs",
@@ -60,7 +62,7 @@ def register(sub):
     q.add_argument(
         "--build-dir", default="build/regress", help="build folder (default build/regress)"
     )
-    q.add_argument("--seed", type=int, default=1, help="vector seed (default 1)")
+    q.add_argument("--seed", default="1", metavar="S", help="vector seed, >= 0 (default 1)")
     q.add_argument("--list", action="store_true", help="list the configurations and exit")
     q.set_defaults(func=_regress)
 
@@ -125,16 +127,30 @@ def _regress(args) -> int:
         for c in MATRIX:
             print(c.name)
         return 0
-    if args.ops < 1:
-        raise ValueError(f"--ops must be >= 1, got {args.ops}")
-    names = (
-        None if args.configs is None else [s.strip() for s in args.configs.split(",") if s.strip()]
-    )
-    results = run_matrix(args.ops, names=names, build_dir=args.build_dir, seed=args.seed)
-    print(f"{'configuration':44s} {'ops':>8s} {'mismatches':>10s} {'sim time [s]':>12s}")
-    bad = 0
-    for r in results:
-        print(f"{r['name']:44s} {r['ops']:8d} {r['mismatches']:10d} {r['seconds']:12.1f}")
-        bad += r["mismatches"] != 0 or not r["passed"]
-    print(f"{len(results)} configurations, {bad} failing")
-    return 1 if bad else 0
+    ops = parse_int(args.ops, "--ops", 1, 10**8)
+    seed = parse_int(args.seed, "--seed", 0, 2**32 - 2)  # the bench seeds numpy with seed + 1
+    names = None
+    if args.configs is not None:
+        names = [s.strip() for s in args.configs.split(",") if s.strip()]
+        if not names:
+            raise ValueError(f"--configs {args.configs!r} names no configuration: give names, "
+                             "e.g. --configs e5m2_e6m5_rn (`srmac regress --list` shows them)")
+        bad = [n for n in names if n not in {c.name for c in MATRIX}]
+        if bad:
+            raise ValueError(f"unknown configuration {bad[0]!r}; `srmac regress --list` shows them")
+    check_writable_dir(args.build_dir, "--build-dir")
+    head = f"{'configuration':44s} {'ops':>8s} {'mismatches':>10s} {'sim time [s]':>12s}"
+    print(head, flush=True)
+    failing = []
+
+    def row(r):
+        print(f"{r['name']:44s} {r['ops']:8d} {r['mismatches']:10d} {r['seconds']:12.1f}"
+              + ("" if r["passed"] and r["mismatches"] == 0 else "  FAIL"), flush=True)
+        if not r["passed"] or r["mismatches"] != 0:
+            failing.append(r)
+            for line in r.get("details", [])[:3]:
+                print(f"    {line}", flush=True)
+
+    results = run_matrix(ops, names=names, build_dir=args.build_dir, seed=seed, on_result=row)
+    print(f"{len(results)} configurations, {len(failing)} failing")
+    return 1 if failing else 0
