@@ -7,24 +7,61 @@ the cocotb regression matrix (Icarus) and prints a summary table.
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
+import re
 import sys
+import textwrap
+from pathlib import Path
 
-from ref.cli import add_mac_arguments, mac_from_args, parse_int
-from ref.outputs import check_writable_dir
+from ref.cli import add_mac_arguments, check_outputs, mac_from_args, parse_int
+from ref.outputs import write_text
 
 __all__ = ["register", "build_unit"]
 
 
+_VERILOG_EPILOG = """\
+examples:
+  srmac verilog --in e5m2 --acc e6m5 --rounding sr_eager --rbits 4 -o build/mac.v
+  srmac verilog --mac e4m3:fp16:sr_lazy:8 --rand prng --seed 7 --pipeline 1 -o build/lazy.v
+  srmac verilog --rounding sr_eager --chain-length 4096 -o build/mac.v   # r = 6
+  srmac verilog --array 4x4 --mac e5m2:e6m5:sr_eager:4 -o build/array.v
+  srmac verilog --rounding rn | less                                     # to stdout
+
+The sidecar (-o X.v writes X.json) lists the ports, latency, random-bit layout
+and generator rule; docs/hardware.md describes them.
+"""
+
+_REGRESS_EPILOG = """\
+examples:
+  srmac regress --ops 100000                       # the whole matrix (minutes)
+  srmac regress --ops 1000 --configs e5m2_e6m5_rn,e5m2_e6m5_eager4
+  srmac regress --list
+
+Each configuration builds in <build-dir>/<name>/; a run without a report names
+its sim.log. Exit status 1 when any configuration fails.
+"""
+
+
+def _parser(sub, name, help_, description, epilog):
+    return sub.add_parser(name, help=help_, description=textwrap.fill(description, 79),
+                          epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def register(sub):
-    p = sub.add_parser("verilog", help="generate a MAC as Verilog with a JSON sidecar")
+    p = _parser(
+        sub, "verilog", "generate a MAC (or a systolic array) as Verilog with a JSON sidecar",
+        "Generate the SR multiply-accumulate unit of the given MAC as Verilog (Amaranth, "
+        "exported with Yosys) and a JSON sidecar describing its ports, latency and random "
+        "bits; --array RxC generates an output-stationary systolic array of them instead.",
+        _VERILOG_EPILOG,
+    )
     add_mac_arguments(p, chain_length=True)
     p.add_argument(
         "--rand",
         choices=("port", "prng"),
         default=None,
-        help="random bits from the rand port or the built-in xorshift32 "
+        help="SR only: random bits from the rand port or the built-in xorshift32 "
         "(default port; an --array always uses one generator per PE)",
     )
     p.add_argument(
@@ -34,21 +71,28 @@ def register(sub):
         help="generate an R x C output-stationary systolic array of MACs instead of one MAC",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="generator seed with --rand prng (default 0)"
+        "--seed", metavar="S", default=None,
+        help="generator seed, 0..2**32-1, with --rand prng or --array (default 0)"
     )
     p.add_argument(
-        "--pipeline", type=int, default=0, help="register stages before the accumulation loop"
+        "--pipeline", metavar="N", default="0",
+        help="register stages before the accumulation loop (default 0)"
     )
     p.add_argument(
         "--name", default=None, help="module name (default derived from the configuration)"
     )
     p.add_argument(
-        "-o", "--output", default=None, help="output .v file (default: stdout; sidecar next to it)"
+        "-o", "--output", default=None,
+        help="output .v file (default: stdout); the sidecar goes beside it as .json"
     )
     p.set_defaults(func=_verilog)
 
-    q = sub.add_parser(
-        "regress", help="run the cocotb/Icarus regression matrix of the generated MACs"
+    q = _parser(
+        sub, "regress", "run the cocotb/Icarus regression matrix of the generated MACs",
+        "Generate every MAC of the regression matrix (hwgen.regress.MATRIX), build it with "
+        "Icarus Verilog and run the cocotb bench against the golden model, code for code; "
+        "one row per configuration as it finishes, then a summary.",
+        _REGRESS_EPILOG,
     )
     q.add_argument(
         "--ops", default="100000", metavar="N",
@@ -68,54 +112,73 @@ def register(sub):
 
 
 def build_unit(cfg, rand="port", seed=0, pipeline=0):
-    """Validate the CLI-level options and build the :class:`hwgen.mac.MacUnit` of ``cfg``."""
+    """Build the :class:`hwgen.mac.MacUnit` of ``cfg`` (ValueError on a bad seed)."""
     from .mac import MacUnit
 
-    _check_seed(seed)
-    return MacUnit(cfg, rand=rand, seed=seed, pipeline=pipeline)
+    return MacUnit(cfg, rand=rand, seed=parse_int(seed, "--seed", 0, 2**32 - 1),
+                   pipeline=pipeline)
 
 
-def _check_seed(seed):
-    if seed < 0 or seed >= 1 << 32:
-        raise ValueError(f"--seed {seed} out of range: use 0..2**32-1")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _verilog_options(args):
+    """(cfg, seed, pipeline, (verilog path, sidecar path) or None), refusing ignored options."""
+    cfg = mac_from_args(args)
+    seed = parse_int(args.seed, "--seed", 0, 2**32 - 1)
+    pipeline = parse_int(args.pipeline, "--pipeline", 0)
+    if args.name is not None and not _IDENTIFIER.fullmatch(args.name):
+        raise ValueError(f"--name {args.name!r} is not a Verilog identifier: use letters, digits "
+                         "and _, starting with a letter")
+    if args.rand is not None and not cfg.is_sr:
+        raise ValueError(f"--rand {args.rand} does nothing with rounding {cfg.rounding}: "
+                         "only SR uses random bits")
+    if args.array is not None and args.rand == "port":
+        raise ValueError("--array uses one built-in generator per PE; drop --rand port")
+    if seed is not None:
+        if not cfg.is_sr:
+            raise ValueError(f"--seed {seed} does nothing with rounding {cfg.rounding}: "
+                             "only SR has a generator")
+        if args.array is None and args.rand != "prng":
+            raise ValueError(f"--seed {seed} seeds the built-in generator: add --rand prng "
+                             "(with the rand port the bits come from outside)")
+    paths = None
+    if args.output is not None:
+        out = Path(args.output)
+        side = out.with_suffix(".json")
+        if side == out:
+            raise ValueError(f"-o {out}: the JSON sidecar would overwrite the Verilog; "
+                             "name the Verilog file .v")
+        paths, _ = check_outputs([(out, "-o"), (side, "sidecar")])
+    return cfg, seed or 0, pipeline, paths
 
 
 def _verilog(args) -> int:
+    cfg, seed, pipeline, paths = _verilog_options(args)  # every check before Amaranth runs
     if args.array is not None:
         from .array_export import export_array, parse_shape
 
-        if args.rand == "port":
-            raise ValueError("--array uses one built-in generator per PE; drop --rand port")
         rows, cols = parse_shape(args.array)
-        cfg = mac_from_args(args)
-        _check_seed(args.seed)
-        name, text, meta = export_array(
-            cfg, rows, cols, seed=args.seed, pipeline=args.pipeline, name=args.name
-        )
-        return _write(args.output, name, text, meta, f"{rows}x{cols} array")
+        name, text, meta = export_array(cfg, rows, cols, seed=seed, pipeline=pipeline,
+                                        name=args.name)
+        return _write(paths, name, text, meta, f"{rows}x{cols} array")
 
     from .export import default_module_name, sidecar, to_verilog
 
-    unit = build_unit(mac_from_args(args), args.rand or "port", args.seed, args.pipeline)
+    unit = build_unit(cfg, args.rand or "port", seed, pipeline)
     name = args.name or default_module_name(unit)
-    return _write(args.output, name, to_verilog(unit, name), sidecar(unit, name),
+    return _write(paths, name, to_verilog(unit, name), sidecar(unit, name),
                   f"latency {unit.latency}")
 
 
-def _write(out, name, text, meta, what) -> int:
-    """Write the Verilog (stdout when ``out`` is None) and its JSON sidecar beside it."""
-    if out is None:
+def _write(paths, name, text, meta, what) -> int:
+    """Write the Verilog (stdout when ``paths`` is None) and its JSON sidecar, each atomically."""
+    if paths is None:
         sys.stdout.write(text)
         return 0
-    d = os.path.dirname(out)
-    if d:
-        os.makedirs(d, exist_ok=True)
-    with open(out, "w") as f:
-        f.write(text)
-    side = os.path.splitext(out)[0] + ".json"
-    with open(side, "w") as f:
-        json.dump(meta, f, indent=2, sort_keys=True)
-        f.write("\n")
+    out, side = paths
+    write_text(out, text)
+    write_text(side, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     print(f"wrote {out} ({name}, {what}) and {side}")
     return 0
 
@@ -138,7 +201,7 @@ def _regress(args) -> int:
         bad = [n for n in names if n not in {c.name for c in MATRIX}]
         if bad:
             raise ValueError(f"unknown configuration {bad[0]!r}; `srmac regress --list` shows them")
-    check_writable_dir(args.build_dir, "--build-dir")
+    check_outputs(dirs=[(args.build_dir, "--build-dir")])
     head = f"{'configuration':44s} {'ops':>8s} {'mismatches':>10s} {'sim time [s]':>12s}"
     print(head, flush=True)
     failing = []

