@@ -32,7 +32,7 @@ from .outputs import OutputError, check_writable, check_writable_dir
 
 __all__ = [
     "main", "build_parser", "CliError", "COMMAND_MODULES", "DEFAULT_MAC", "add_mac_arguments",
-    "check_outputs",
+    "check_outputs", "version",
     "mac_from_args", "mac_options_given", "parse_int", "parse_value", "table",
 ]
 
@@ -53,6 +53,16 @@ DEFAULT_MAC = "e5m2:e6m5:sr_eager:4"
 
 class CliError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps one-paragraph text (descriptions) and keeps text with line breaks as written
+    (the examples of an epilog)."""
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text.strip():
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -257,6 +267,17 @@ def mac_options_given(args) -> list[str]:
 
 # ---- entry point ------------------------------------------------------------------------
 
+def version() -> str:
+    """The installed distribution's version (``pyproject.toml``), or a note when not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("srmac")
+    except PackageNotFoundError:
+        return "(not installed: run from a source tree)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="srmac",
@@ -264,8 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
             "srmac: bit-exact stochastic-rounding (SR) multiply-accumulate toolkit. "
             "Golden model, Verilog generators, FPGA prototype and training simulator."
         ),
-        epilog="Run `srmac <command> --help` for the options of a command.",
+        epilog="Run `srmac <command> --help` for the options of a command and examples.",
     )
+    parser.add_argument("--version", action="version", version=f"srmac {version()}")
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     for name in COMMAND_MODULES:
         try:
@@ -275,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # this package has no commands (yet)
             raise
         mod.register(sub)
+    for verb in sub.choices.values():  # one help layout for every verb
+        verb.formatter_class = HelpFormatter
     return parser
 
 
