@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from adaqat_grid import Row, rows  # noqa: E402
 
-from sim.results import finished_run, result_key  # noqa: E402
+from sim.results import finished_like  # noqa: E402
 
 HOW = {"settled": "s", "oscillating": "o", None: "-"}
 
@@ -29,7 +29,7 @@ def collect(root: Path, seeds: list[int]) -> list[dict]:
         found = []
         for seed in seeds:
             o = r.options(root, seed)
-            s, _ = finished_run(o.out, result_key(o))
+            s, _ = finished_like(o)
             if s is not None:
                 found.append(s)
         if not found:

@@ -15,6 +15,19 @@ from __future__ import annotations
 
 from .models import MODELS, model_names
 
+_TRAIN_EXAMPLES = """\
+examples:
+  srmac train --model mlp --mac e5m2:e6m5:sr_eager:4 --epochs 1 --limit-train 512
+  srmac train --model cnn --mac fp32 --epochs 5            # plain float baseline
+  torchrun --standalone --nproc-per-node 2 -m ref.cli train --model mlp --mac e5m2:e6m5:rn
+"""
+
+_TABLE_EXAMPLES = """\
+examples:
+  srmac train-table --models mlp --seeds 0,1,2 --epochs 3 --limit-train 12000
+  srmac train-table --models mlp,cnn --macs fp32,e5m2:e6m5:sr_eager:4 --seeds 0
+"""
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -27,6 +40,7 @@ def register(sub) -> None:
             "(dynamic by default) keeps small gradients from underflowing in 8-bit formats. Runs "
             "under torchrun (DDP: gloo on CPU, nccl on CUDA)."
         ),
+        epilog=_TRAIN_EXAMPLES,
     )
     p.add_argument("--model", choices=tuple(MODELS), default="mlp",
                    help=", ".join(model_names("fashion-mnist")) + ": --dataset fashion-mnist; "
@@ -92,6 +106,7 @@ def register(sub) -> None:
             "the command of each row) and table.png under --out. A second grid on the same "
             "--out stops with a message."
         ),
+        epilog=_TABLE_EXAMPLES,
     )
     t.add_argument("--models", default="mlp,cnn", help="comma-separated [default: mlp,cnn]")
     t.add_argument("--macs", default=None,

@@ -16,9 +16,8 @@ A run counts as done (:func:`finished_run`) only when ``summary.json`` is a
 JSON object with the expected keys, its ``result_key`` equals the one asked
 for, and every listed file exists with its recorded size and digest. The key
 leaves out the output path (and other options that do not change results),
-so a moved or copied results folder resumes without retraining, and options
-left at their defaults, so a new option added later does not invalidate
-finished runs.
+so a moved or copied results folder resumes without retraining; an option
+added after a run was written counts as its default.
 
 An OS error while writing (a full disk, ``ulimit -f``) becomes an
 :class:`ref.outputs.OutputError`: one line, and the folder keeps no summary.
@@ -37,8 +36,8 @@ from pathlib import Path
 
 from ref.outputs import OutputError, check_writable_dir, write_bytes
 
-__all__ = ["SUMMARY", "LOCK", "NOT_RESULT_OPTIONS", "result_key", "RunFolder", "FolderLock",
-           "finished_run", "figure_bytes", "torch_bytes", "json_text"]
+__all__ = ["SUMMARY", "LOCK", "NOT_RESULT_OPTIONS", "result_key", "same_key", "RunFolder",
+           "FolderLock", "finished_run", "finished_like", "figure_bytes", "torch_bytes", "json_text"]
 
 SUMMARY = "summary.json"
 LOCK = ".srmac.lock"
@@ -50,20 +49,30 @@ REQUIRED = ("options", "result_key", "files", "epochs")
 
 
 def result_key(options) -> dict:
-    """The options that decide a run's results, as a JSON-able dict.
+    """The options that decide a run's results: every field but :data:`NOT_RESULT_OPTIONS`.
 
-    ``options``: an options dataclass (:class:`sim.train.TrainOptions`, ...):
-    the fields that differ from their defaults, but for
-    :data:`NOT_RESULT_OPTIONS`, so that a new option added later (at its
-    default) does not make every finished run look different; or a plain
-    dict: all its keys but :data:`NOT_RESULT_OPTIONS`.
+    ``options``: an options dataclass (:class:`sim.train.TrainOptions`, ...) or
+    a plain dict.
     """
-    if dataclasses.is_dataclass(options):
-        default = type(options)()
-        return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
-                if f.name not in NOT_RESULT_OPTIONS
-                and getattr(options, f.name) != getattr(default, f.name)}
-    return {k: v for k, v in options.items() if k not in NOT_RESULT_OPTIONS}
+    items = dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options)
+    return {k: v for k, v in items.items() if k not in NOT_RESULT_OPTIONS}
+
+
+def same_key(have: dict, want: dict, defaults: dict | None = None) -> list[str]:
+    """The option names on which two result keys differ (empty: the same run).
+
+    An option missing from one key counts as its value in ``defaults`` (an
+    option added after a run was written is at its default there).
+    """
+    defaults = defaults or {}
+    missing = object()
+    diff = []
+    for k in sorted(set(have) | set(want)):
+        a = have.get(k, defaults.get(k, missing))
+        b = want.get(k, defaults.get(k, missing))
+        if a != b:
+            diff.append(k)
+    return diff
 
 
 def json_text(obj) -> str:
@@ -100,9 +109,14 @@ class FolderLock:
 
     def __init__(self, folder, what: str = "srmac"):
         self.folder, self.what, self._fd = Path(folder), what, None
+        self._created: Path | None = None  # the topmost folder acquire() created
 
     def acquire(self) -> FolderLock:
+        top, p = None, self.folder.absolute()
+        while not p.exists() and p != p.parent:
+            top, p = p, p.parent
         check_writable_dir(self.folder, "output folder")
+        self._created = top
         path = self.folder / LOCK
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -122,16 +136,41 @@ class FolderLock:
         self._fd = fd
         return self
 
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+    def release(self, *, failed: bool = False) -> None:
+        """Drop the lock. ``failed``: also remove the lock file and the folders ``acquire``
+        created when nothing else was written there (a failed command leaves nothing)."""
+        if self._fd is None:
+            return
+        if failed:
+            try:
+                if [p.name for p in self.folder.iterdir()] == [LOCK]:
+                    (self.folder / LOCK).unlink()
+                    _remove_empty(self.folder, self._created)
+            except OSError:
+                pass
+        os.close(self._fd)  # closing drops the flock
+        self._fd = None
 
     def __enter__(self) -> FolderLock:
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.release(failed=exc_type is not None)
+
+
+def _remove_empty(folder: Path, top: Path | None) -> None:
+    """Remove ``folder`` and its parents up to ``top`` (folders a command created), if empty."""
+    if top is None:
+        return
+    p, top = folder.absolute(), top.absolute()
+    while True:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        if p == top or p == p.parent:
+            return
+        p = p.parent
 
 
 class RunFolder:
@@ -163,15 +202,14 @@ class RunFolder:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.lock.release()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.lock.release(failed=exc_type is not None)
 
     def finish(self, files: dict[str, str | bytes], summary: dict) -> dict:
         """Write ``files`` (name -> text or bytes) atomically, then the summary; returns it.
 
         The summary gets ``files`` (name -> size and SHA-256) and, unless
-        given, ``result_key`` (from its ``options`` dict: prefer passing
-        :func:`result_key` of the options dataclass).
+        given, ``result_key`` (from its ``options``).
         """
         manifest = {}
         for name, data in files.items():
@@ -194,13 +232,15 @@ class RunFolder:
                               "or raise the file-size limit, then run it again)") from None
 
 
-def finished_run(out, key: dict | None = None) -> tuple[dict | None, str | None]:
+def finished_run(out, key: dict | None = None,
+                 defaults: dict | None = None) -> tuple[dict | None, str | None]:
     """``(summary, None)`` when ``out`` holds a whole run with result key ``key``.
 
     Otherwise ``(None, why)``: ``why`` is ``None`` when there is simply no
     run there yet, else one line saying what is wrong (not JSON, a list, a
     folder, a missing key, other options, a missing or changed file).
-    ``key=None`` accepts any options.
+    ``key=None`` accepts any options; ``defaults`` (the result key of the
+    default options) fills options missing from either key (see :func:`same_key`).
     """
     out = Path(out)
     path = out / SUMMARY
@@ -221,9 +261,8 @@ def finished_run(out, key: dict | None = None) -> tuple[dict | None, str | None]
         return None, f"{path} lacks {', '.join(repr(k) for k in missing)}"
     if not isinstance(summary["files"], dict) or not isinstance(summary["result_key"], dict):
         return None, f"{path}: 'files' and 'result_key' must be JSON objects"
-    if key is not None and summary["result_key"] != key:
-        diff = sorted(k for k in set(key) | set(summary["result_key"])
-                      if key.get(k) != summary["result_key"].get(k))
+    diff = [] if key is None else same_key(summary["result_key"], key, defaults)
+    if diff:
         return None, f"{path} is a run with other options ({', '.join(diff[:4])})"
     for name, meta in summary["files"].items():
         f = out / name
@@ -238,3 +277,8 @@ def finished_run(out, key: dict | None = None) -> tuple[dict | None, str | None]
         if len(raw) != meta.get("bytes") or _digest(raw) != meta["sha256"]:
             return None, f"{f} differs from the file the run wrote (cut short or changed)"
     return summary, None
+
+
+def finished_like(options) -> tuple[dict | None, str | None]:
+    """:func:`finished_run` for an options dataclass: its ``out`` folder, its key, its defaults."""
+    return finished_run(options.out, result_key(options), result_key(type(options)()))

@@ -27,7 +27,7 @@ from ref.outputs import csv_text, write_bytes, write_text
 
 from .loop import is_float_mac, progress_bar
 from .models import model_names
-from .results import FolderLock, figure_bytes, finished_run, result_key
+from .results import FolderLock, figure_bytes, finished_like
 from .train import TrainOptions, slug
 
 __all__ = ["DEFAULT_MACS", "TableSpec", "run_table", "run_grid", "aggregate", "write_table",
@@ -115,7 +115,7 @@ def run_grid(runs: list, root, train, *, progress: bool = True,
     with FolderLock(root, what):
         todo = []
         for o in runs:
-            done, why = finished_run(o.out, result_key(o))
+            done, why = finished_like(o)
             if done is None:
                 if why:
                     say(f"{what}: {why}: training that run again")
@@ -134,7 +134,7 @@ def run_grid(runs: list, root, train, *, progress: bool = True,
             bar.close()
         summaries = []
         for o in runs:
-            s, why = finished_run(o.out, result_key(o))
+            s, why = finished_like(o)
             if s is None:
                 raise ValueError(f"run {o.out} did not finish ({why or 'no summary.json'})")
             summaries.append(s)

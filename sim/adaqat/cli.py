@@ -14,6 +14,15 @@ from __future__ import annotations
 
 from ..models import MODELS, model_names
 
+_EXAMPLES = """\
+examples:
+  srmac adaqat --model cnn --lambda 0.05 --epochs 3 --limit-train 10000 --lr-schedule cosine
+  srmac adaqat --model mlp --hidden 128 --depth 2 --lambda 0.05 --epochs 3   # 784-128-128-10
+  srmac adaqat --model cnn --fixed 4/4 --epochs 3          # fixed-width QAT baseline
+  srmac adaqat --model cnn --fixed 4/4 --mac e5m2:e6m5:sr_eager:4 --epochs 1 --limit-train 2000
+  srmac adaqat --model resnet-small --pretrain-epochs 2 --per-layer --bit-every 4
+"""
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -30,11 +39,13 @@ def register(sub) -> None:
             "torchrun (DDP). Writes bits.csv (widths per step), bits.png, layers.csv, log.csv, "
             "summary.csv, model.pt and summary.json (last: a run without it did not finish)."
         ),
+        epilog=_EXAMPLES,
     )
-    p.add_argument("--model", choices=tuple(MODELS), default="mlp",
+    p.add_argument("--model", choices=tuple(MODELS), default="cnn",
                    help=", ".join(model_names("fashion-mnist")) + ": --dataset fashion-mnist; "
-                        + ", ".join(model_names("imagenet")) + ": --dataset imagenet "
-                        "[default: mlp]")
+                        + ", ".join(model_names("imagenet")) + ": --dataset imagenet; the "
+                        "mlp needs --depth 2 (or --first-last-bits 0) to have a width to learn "
+                        "[default: cnn]")
     p.add_argument("--dataset", choices=("fashion-mnist", "imagenet"), default="fashion-mnist",
                    help="imagenet: --data-dir DIR with train/<class>/ and val/<class>/ images")
     p.add_argument("--lambda", dest="lam", type=float, default=0.01,

@@ -93,6 +93,7 @@ def parse_fixed(text: str) -> tuple[int, int]:
 
 @dataclass
 class AdaQatOptions(LoopOptions):
+    model: str = "cnn"
     epochs: int = 2
     batch_size: int = 64
     lr: float = 0.02
