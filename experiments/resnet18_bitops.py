@@ -24,7 +24,8 @@ PAPER_WA = (3.84, 4.00)
 def layer_macs() -> list[tuple[str, int]]:
     import torch
 
-    from sim.adaqat.core import BitState, layer_macs as count, qat_model
+    from sim.adaqat.core import BitState, qat_model
+    from sim.adaqat.core import layer_macs as count
     from sim.models import build_model
 
     torch.manual_seed(0)

@@ -13,7 +13,43 @@ Examples::
 
 from __future__ import annotations
 
+from ref.cli import DEFAULT_MAC, add_mac_arguments, mac_from_args, mac_options_given
+
 from .models import MODELS, model_names
+
+#: ``--mac`` values meaning plain float layers (as :data:`sim.loop.FLOAT_BASELINE`).
+_FLOAT = ("fp32", "float")
+
+
+def add_training_mac_arguments(parser):
+    """The MAC options of the training verbs: ``ref.cli``'s vocabulary, float by default.
+
+    ``--mac SPEC`` or the split flags ``--in/--acc/--rounding/--rbits`` (each
+    defaulting to its part of ``e5m2:e6m5:sr_eager:4``) choose the emulated MAC
+    of every GEMM; none of them, or ``--mac fp32``, means plain float layers.
+    :func:`training_mac` reads them back.
+    """
+    g = add_mac_arguments(parser, default=DEFAULT_MAC, spec=False)
+    g.description = ("the MAC of every emulated GEMM: --mac SPEC, or the split flags (not both), "
+                     f"each defaulting to its part of {DEFAULT_MAC}; none of them, or --mac fp32, "
+                     "means plain float layers (the baseline)")
+    g.add_argument("--mac", metavar="SPEC",
+                   help="in:acc:rounding[:r], e.g. e5m2:e6m5:sr_eager:4, or fp32 for float layers "
+                        "[default: fp32]")
+    return g
+
+
+def training_mac(args) -> str:
+    """``"fp32"`` (float layers) or the spec of the MAC the options describe (one line if bad)."""
+    spec, given = getattr(args, "mac", None), mac_options_given(args)
+    if spec is not None and spec.strip().lower() in _FLOAT:
+        if len(given) > 1:
+            raise ValueError(f"--mac {spec} (float layers) and {given[1]} contradict each other: "
+                             "drop one")
+        return "fp32"
+    if not given:
+        return "fp32"
+    return mac_from_args(args).spec()
 
 _TRAIN_EXAMPLES = """\
 examples:
@@ -48,9 +84,7 @@ def register(sub) -> None:
                         "[default: mlp]")
     p.add_argument("--dataset", choices=("fashion-mnist", "imagenet"), default="fashion-mnist",
                    help="imagenet: --data-dir DIR with train/<class>/ and val/<class>/ images")
-    p.add_argument("--mac", default="fp32",
-                   help="MAC of all three GEMMs, in:acc:rounding[:r] (e.g. e5m2:e6m5:sr_eager:4); "
-                        "'fp32' = plain float layers (baseline) [default: fp32]")
+    add_training_mac_arguments(p)
     p.add_argument("--mac-bwd-input", default=None, help="MAC of the backward-to-inputs GEMM")
     p.add_argument("--mac-bwd-weight", default=None, help="MAC of the backward-to-weights GEMM")
     p.add_argument("--quant-weight", default="rn",
@@ -136,6 +170,7 @@ def _train(args) -> int:
 
     fields = TrainOptions.__dataclass_fields__
     opts = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    opts.mac = training_mac(args)
     summary = run(opts)
     leave_after_distributed_run(summary["world_size"])
     return 0

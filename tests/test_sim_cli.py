@@ -74,3 +74,26 @@ def test_cosine_schedule_decays_to_zero(data_dir, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--lr-schedule", "step"])
     assert exc.value.code == 2
+
+
+def test_training_verbs_speak_the_one_mac_vocabulary(data_dir, tmp_path, capsys):
+    """--mac SPEC or the split flags of ref.cli (defaults e5m2:e6m5:sr_eager:4); none: float."""
+    s = _train(data_dir, tmp_path / "s", "--in", "e4m3", "--rounding", "rn", "--limit-train", "16",
+               "--hidden", "4")
+    assert s["options"]["mac"] == "e4m3:e6m5:rn" and s["layer_config"]["fwd"] == "e4m3:e6m5:rn"
+    s = _train(data_dir, tmp_path / "f", "--limit-train", "16", "--hidden", "4")
+    assert s["options"]["mac"] == "fp32" and s["float_baseline"]
+    assert main(["adaqat", "--data-dir", str(data_dir), "--out", str(tmp_path / "a"),
+                 "--no-progress", "--fixed", "4/4", "--limit-train", "16", "--channels", "2",
+                 "--rbits", "6"]) == 0
+    s = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert s["options"]["mac"] == "e5m2:e6m5:sr_eager:6"
+    capsys.readouterr()
+    for verb, bad, word in [("train", ["--mac", "fp32", "--in", "e4m3"], "contradict"),
+                            ("train", ["--mac", "e5m2:e6m5:rn", "--rbits", "3"], "both describe"),
+                            ("adaqat", ["--rounding", "rz", "--rbits", "2"], "does nothing")]:
+        rc = main([verb, "--data-dir", str(data_dir), "--out", str(tmp_path / "x"),
+                   "--no-progress", *bad])
+        err = capsys.readouterr().err
+        assert rc == 2 and word in err and err.count("\n") == 1, err
+        assert not (tmp_path / "x").exists()

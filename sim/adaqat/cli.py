@@ -12,6 +12,7 @@ Examples::
 
 from __future__ import annotations
 
+from ..cli import add_training_mac_arguments, training_mac
 from ..models import MODELS, model_names
 
 _EXAMPLES = """\
@@ -58,10 +59,7 @@ def register(sub) -> None:
                         "passes per layer per update)")
     p.add_argument("--bit-every", type=int, default=1, metavar="K",
                    help="update the widths every K-th step only [default: 1]")
-    p.add_argument("--mac", default=None, metavar="SPEC",
-                   help="run the quantized layers' GEMMs (forward and backward) on this emulated "
-                        "MAC, e.g. e5m2:e6m5:sr_eager:4 (slow; groups=1 convs only) "
-                        "[default: float]")
+    add_training_mac_arguments(p)
     p.add_argument("--quantizer", choices=("dorefa-pact", "lsq"), default="dorefa-pact",
                    help="DoReFa weights + PACT activations (the paper's), or LSQ for both "
                         "[default: dorefa-pact]")
@@ -117,6 +115,9 @@ def _adaqat(args) -> int:
     from .train import AdaQatOptions, run
 
     fields = AdaQatOptions.__dataclass_fields__
-    summary = run(AdaQatOptions(**{k: v for k, v in vars(args).items() if k in fields}))
+    o = AdaQatOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    mac = training_mac(args)
+    o.mac = None if mac == "fp32" else mac
+    summary = run(o)
     leave_after_distributed_run(summary.get("world_size", 1))
     return 0
