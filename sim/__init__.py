@@ -6,7 +6,9 @@ GEMM MACs and the operand quantizers of a layer), :func:`quantize_model` and
 :func:`set_config` (convert / configure a whole model),
 :class:`LowPrecisionSGD` (SGD with momentum, rounded updates, loss scaling),
 :func:`load_fashion_mnist` / :func:`read_idx` (data). The ``srmac train``
-command is :mod:`sim.cli`; the loop is :mod:`sim.train`.
+command is :mod:`sim.cli`, its run :mod:`sim.train`; the training loop shared
+with AdaQAT (:mod:`sim.adaqat`) is :mod:`sim.loop`, the model registry
+:mod:`sim.models`, the run folders :mod:`sim.results`.
 
 Names are imported lazily, so ``import sim.cli`` (done by every ``srmac``
 command) does not import torch.

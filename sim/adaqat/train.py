@@ -476,21 +476,17 @@ def _summary(dist, o, out, device, model, layers, widths, loop, epochs_log, pre_
     rank_states = dist.gather([param_digest(model), [r["w_bits"] for r in layer_rows],
                                [r["a_bits"] for r in layer_rows],
                                [b.value for b in widths.all()] if widths else []])
-    glob = widths is not None and not o.per_layer
-
-    def when(b, key):
-        return getattr(b, key) if glob and b is not None else None
-
-    w0 = widths.w[0] if glob else None
-    a0 = widths.a[0] if glob else None
+    w0 = widths.w[0] if widths is not None and not o.per_layer else None
+    a0 = widths.a[0] if widths is not None and not o.per_layer else None
     return dict(options=asdict(o), result_key=result_key(o), out=str(out), world_size=dist.world,
                 device=str(device),
                 rank_states=rank_states,
                 ranks_in_sync=all(r == rank_states[0] for r in rank_states),
                 steps=loop.step, steps_per_epoch=steps_per_epoch, explore_steps=explore_steps,
                 float_pretrain_top1=float_acc, pretrain_epochs_log=pre_rows,
-                frozen_w_at=when(w0, "frozen_at"), frozen_a_at=when(a0, "frozen_at"),
-                frozen_w_how=when(w0, "frozen_how"), frozen_a_how=when(a0, "frozen_how"),
+                frozen_w_at=w0.frozen_at if w0 else None, frozen_a_at=a0.frozen_at if a0 else None,
+                frozen_w_how=w0.frozen_how if w0 else None,
+                frozen_a_how=a0.frozen_how if a0 else None,
                 all_frozen=widths is None or widths.frozen,
                 layer_macs=[m.macs for m in layers], layers=layer_rows,
                 loss_scale=loop.opt.loss_scale, skipped_steps=loop.opt.skipped,
