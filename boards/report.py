@@ -38,6 +38,8 @@ from pathlib import Path
 from ref import outputs
 from ref.plotting import save_figure
 
+from .registry import find_tool, get_board
+
 __all__ = ["Point", "shapes", "search_largest", "board_probe", "cached_points", "START", "summary_rows", "write_csv",
            "write_markdown", "plot", "TARGET_MHZ", "POINT_COLUMNS", "SUMMARY_COLUMNS"]
 
@@ -304,7 +306,6 @@ def board_probe(board_name: str, cfg, results_dir: str | os.PathLike, *, kmax: i
     ``results_dir/<board>/<spec>/<R>x<C>/`` (reusing a cached ``result.json`` of the same
     design unless ``force``) and return its :class:`Point`. ``build=False``: cached
     results only; a size without one is ``"not built"`` (counted as not fitting)."""
-    from .cli import find_tool, get_board
 
     board = get_board(board_name)
     for var, exe, pkg in board.tools:
@@ -346,7 +347,6 @@ def cached_points(results_dir: str | os.PathLike, board_name: str, cfg, *,
                   kmax: int = 256) -> list[Point]:
     """Every cached build of ``cfg`` on ``board_name`` in ``results_dir`` (any size; e.g. from
     an earlier ``--sizes`` run), smallest first."""
-    from .cli import get_board
 
     board = get_board(board_name)
     key = {"version": CACHE_VERSION, "board": board.name, "spec": cfg.spec(), "kmax": kmax,
