@@ -51,13 +51,13 @@ def _check_product(acc, cfg, shape, data_seed: int, rows: int, cols: int, pe_see
     """Run a random ``shape`` product on ``acc`` and count outputs that differ from ref.array."""
     import numpy as np
 
-    from hwgen.vectors import _random_finite
+    from hwgen.vectors import random_finite
     from ref.array import ArrayModel
 
     M, K, N = shape
     rng = np.random.default_rng(data_seed)
-    A = _random_finite(cfg.in_fmt, rng, M * K).reshape(M, K)
-    B = _random_finite(cfg.in_fmt, rng, K * N).reshape(K, N)
+    A = random_finite(cfg.in_fmt, rng, M * K).reshape(M, K)
+    B = random_finite(cfg.in_fmt, rng, K * N).reshape(K, N)
     got = acc.matmul(A, B)
     want = ArrayModel(cfg, rows, cols, pe_seed).matmul(A, B, k_tile=acc.info["kmax"])
     bad = int((got != want).sum())
