@@ -1,0 +1,169 @@
+"""The dual-path accumulation step ``z' = round(z + p)`` (combinational).
+
+The loop body of :class:`hwgen.mac.MacUnit` with ``datapath="dual"``. Both
+addends are in the accumulator's grid form (:class:`hwgen.params.DualParams`):
+``z`` straight from its code, the product from the pipeline register, where it
+arrived normalised and biased. Then, all in parallel:
+
+* the exponent difference ``d = E_z - E_p`` picks the path and, for the far
+  path, the larger addend and the alignment;
+* :class:`hwgen.close.ClosePath` for an effective subtraction with ``|d| <= 1``
+  (the smaller addend normal when ``|d| = 1``);
+* :class:`hwgen.far.EagerFarPath` (``sr_eager``) or
+  :class:`hwgen.far.RoundingFarPath` (``rn``, ``rz``, ``sr_lazy``) otherwise;
+* the far path's possible exponent fields ``e_anchor - 1 + j`` and their
+  overflow flags, so that the significand's carry only drives a multiplexer.
+
+The split differs from the contract's close/far split for ``sr_eager``
+(contract section 3, which uses floor(log2) exponents) only where one addend is
+below ``2**emin``; there the eager window is anchored at ``emin``, the result
+lies on the ``emin`` grid and eager SR equals lazy SR, so both paths give the
+contract's result (docs/hardware.md). ``hwgen.formal`` proves this circuit
+equal to the single-path one for every input.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ref.config import MacConfig
+
+from .close import ClosePath, overflow
+from .far import EagerFarPath, RoundingFarPath
+from .pack import assemble
+from .params import DualParams, bits_for
+from .product import product_layout
+from .unpack import Unpacker
+
+__all__ = ["DualAccumulateStep"]
+
+
+class DualAccumulateStep(wiring.Component):
+    """One fused accumulation ``round(z + p)`` for ``cfg`` through a close and a far path.
+
+    Members: ``z`` In(acc width), the accumulator code; ``product``
+    In(product_layout(cfg, "dual")), the product in grid form; ``rand``
+    In(cfg.rand_bits), SR only (R low, B above); ``out`` Out(acc width), the code
+    of round(z + product).
+    """
+
+    def __init__(self, cfg: MacConfig):
+        self.cfg = cfg
+        self.p = DualParams(cfg)
+        self.p.check()
+        sig = {
+            "z": In(cfg.acc_fmt.width),
+            "product": In(product_layout(cfg, "dual")),
+            "out": Out(cfg.acc_fmt.width),
+        }
+        if cfg.rand_bits:
+            sig["rand"] = In(cfg.rand_bits)
+        super().__init__(sig)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, dp = self.cfg, self.p
+        acc = cfg.acc_fmt
+        man, ew, mode = acc.man_bits, dp.exp_width, cfg.grid_mode
+        prod = self.product
+
+        # ---- z in grid form: exponent field max(E, 1), hidden bit (E != 0)
+        m.submodules.unpack_z = uz = Unpacker(acc, 2)  # sign and special flags only
+        m.d.comb += uz.code.eq(self.z)
+        e_field = self.z[man : man + acc.exp_bits]
+        z_norm = Signal(name="z_normal")
+        m.d.comb += z_norm.eq(e_field != 0)
+        mz = self.z[:man] if acc.subnormals else Mux(z_norm, self.z[:man], 0)
+        z_sig, ez = Signal(man + 1, name="z_sig"), Signal(ew, name="ez")
+        m.d.comb += [z_sig.eq(Cat(mz, z_norm)), ez.eq(Cat(e_field[0] | ~z_norm, e_field[1:]))]
+        sz, sp = uz.sign, prod.sign
+        sub = Signal(name="eff_sub")
+        m.d.comb += sub.eq(sz ^ sp)
+
+        # ---- exponent difference: path, larger addend, alignment
+        dz = Signal(signed(ew + 1), name="exp_diff")
+        m.d.comb += dz.eq(ez - prod.exp)
+        z_ge = Signal(name="z_big")
+        m.d.comb += z_ge.eq(dz >= 0)
+        z_small, p_small = Signal(name="z_small"), Signal(name="p_small")
+        m.d.comb += [z_small.eq(dz == -1), p_small.eq(dz == 1)]
+        close = Signal(name="close")
+        m.d.comb += close.eq(
+            sub & ((dz == 0) | (p_small & prod.sig[man]) | (z_small & z_norm))
+        )
+        e_big = Signal(ew, name="e_big")
+        m.d.comb += e_big.eq(Mux(z_ge, ez, prod.exp))
+
+        # ---- far path
+        if cfg.rounding == "sr_eager":
+            far = EagerFarPath(man, dp.r)
+        else:
+            far = RoundingFarPath(man, mode, dp.r)
+        m.submodules.far = far
+        fw = far.width
+        dist = Signal(signed(ew + 2), name="far_dist")
+        m.d.comb += dist.eq(Mux(z_ge, dz, -dz) - sub)
+        m.d.comb += [
+            far.big.eq(Mux(z_ge, z_sig, prod.sig)),
+            far.small.eq(Mux(z_ge, prod.sig, z_sig)),
+            far.amount.eq(Mux(dist >= fw, fw, dist[: bits_for(fw)])),
+            far.sub.eq(sub),
+        ]
+        if cfg.rand_bits:
+            m.d.comb += far.rand.eq(self.rand)
+        # Exponent field candidates e_anchor - 1 + j and their overflow flags.
+        base = Signal(ew, name="e_anchor_m1")
+        m.d.comb += base.eq(e_big - sub - 1)
+        n_cand = 5 if cfg.rounding == "sr_eager" else 4
+        cands = [Signal(ew, name=f"e_far{j}") for j in range(n_cand)]
+        m.d.comb += [c.eq(base + j) for j, c in enumerate(cands)]
+        e_far = Signal(ew, name="e_far")
+        ovf_far = Signal(name="ovf_far")
+        with m.Switch(far.offset):
+            for j, c in enumerate(cands):
+                with m.Case(j):
+                    m.d.comb += [e_far.eq(c), ovf_far.eq(overflow(acc, c, far.mant))]
+        zero_far = (z_sig == 0) & prod.zero
+        flush_far = far.low & (e_big == 1)
+
+        # ---- close path
+        m.submodules.close = cp = ClosePath(acc, mode, ew)
+        m.d.comb += [
+            cp.z_sig.eq(z_sig),
+            cp.p_sig.eq(prod.sig),
+            cp.z_small.eq(z_small),
+            cp.p_small.eq(p_small),
+            cp.e_big.eq(e_big),
+        ]
+        if mode == "sr":
+            m.d.comb += cp.rand_top.eq(self.rand[dp.r - 1])
+
+        # ---- select and encode
+        sign = Mux(close, Mux(cp.z_wins, sz, sp), Mux(z_ge, sz, sp))
+        mant = Mux(close, cp.mant, far.mant)
+        efield = Mux(close, cp.efield, e_far)
+        ovf = Mux(close, cp.ovf, ovf_far)
+        exact_zero = Mux(close, cp.zero, zero_far)
+        if acc.subnormals:
+            flush = Const(0, 1)
+        else:
+            flush = Mux(close, cp.below, flush_far)
+        nan = uz.is_nan | prod.nan | (uz.is_inf & prod.inf & (sz != sp))
+        m.d.comb += self.out.eq(
+            assemble(
+                acc,
+                mode,
+                Cat(mant, efield[: acc.exp_bits]),
+                ovf,
+                sign,
+                flush,
+                exact_zero,
+                sz & sp,
+                nan,
+                (uz.is_inf | prod.inf) & ~nan,
+                Mux(uz.is_inf, sz, sp),
+            )
+        )
+        return m
