@@ -24,7 +24,7 @@ equal to the single-path one for every input.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,11 +33,19 @@ from ref.config import MacConfig
 from .close import ClosePath, overflow
 from .far import EagerFarPath, RoundingFarPath
 from .pack import assemble
-from .params import DualParams, bits_for
+from .params import DualParams
 from .product import product_layout
 from .unpack import Unpacker
 
 __all__ = ["DualAccumulateStep"]
+
+
+def _minus(m, a, b, cin, width: int, name: str):
+    """``a + ~b + cin`` (= a - b - 1 + cin) in ``width`` bits: one adder, ``cin`` as its carry-in."""
+    out = Signal(width, name=name)
+    wide = Cat(Const(1, 1), a, Const(0, width - len(a))) + Cat(cin, ~Cat(b, Const(0, width - len(b))))
+    m.d.comb += out.eq(wide[1 : width + 1])
+    return out
 
 
 class DualAccumulateStep(wiring.Component):
@@ -82,51 +90,54 @@ class DualAccumulateStep(wiring.Component):
         sub = Signal(name="eff_sub")
         m.d.comb += sub.eq(sz ^ sp)
 
-        # ---- exponent difference: path, larger addend, alignment
-        dz = Signal(signed(ew + 1), name="exp_diff")
-        m.d.comb += dz.eq(ez - prod.exp)
+        # ---- exponent difference: path, larger addend, alignment. Two subtractors
+        # side by side, the effective subtraction as their carry-in:
+        # d_zp = E_z - E_p - sub, d_pz = E_p - E_z - sub (ew + 1 bits, two's complement).
+        d_zp = _minus(m, ez, prod.exp, ~sub, ew + 1, "d_zp")
+        d_pz = _minus(m, prod.exp, ez, ~sub, ew + 1, "d_pz")
         z_ge = Signal(name="z_big")
-        m.d.comb += z_ge.eq(dz >= 0)
+        m.d.comb += z_ge.eq(~d_zp[ew])  # E_z >= E_p + sub (E_z = E_p under sub: close)
+        # Under sub: d_zp = 0 iff E_z = E_p + 1, d_pz = 0 iff E_p = E_z + 1, d_zp = -1 iff equal.
         z_small, p_small = Signal(name="z_small"), Signal(name="p_small")
-        m.d.comb += [z_small.eq(dz == -1), p_small.eq(dz == 1)]
+        m.d.comb += [z_small.eq(d_pz == 0), p_small.eq(d_zp == 0)]
         close = Signal(name="close")
         m.d.comb += close.eq(
-            sub & ((dz == 0) | (p_small & prod.sig[man]) | (z_small & z_norm))
+            sub & (d_zp.all() | (p_small & prod.sig[man]) | (z_small & z_norm))
         )
         e_big = Signal(ew, name="e_big")
         m.d.comb += e_big.eq(Mux(z_ge, ez, prod.exp))
-
         # ---- far path
         if cfg.rounding == "sr_eager":
-            far = EagerFarPath(man, dp.r)
+            far = EagerFarPath(man, dp.r, ew + 1)
         else:
-            far = RoundingFarPath(man, mode, dp.r)
+            far = RoundingFarPath(man, mode, dp.r, ew + 1)
         m.submodules.far = far
-        fw = far.width
-        dist = Signal(signed(ew + 2), name="far_dist")
-        m.d.comb += dist.eq(Mux(z_ge, dz, -dz) - sub)
         m.d.comb += [
-            far.big.eq(Mux(z_ge, z_sig, prod.sig)),
-            far.small.eq(Mux(z_ge, prod.sig, z_sig)),
-            far.amount.eq(Mux(dist >= fw, fw, dist[: bits_for(fw)])),
+            far.z.eq(z_sig),
+            far.p.eq(prod.sig),
+            far.z_big.eq(z_ge),
+            far.shift_p.eq(d_zp),  # |d| - sub for each order: both alignments at once
+            far.shift_z.eq(d_pz),
             far.sub.eq(sub),
         ]
         if cfg.rand_bits:
             m.d.comb += far.rand.eq(self.rand)
-        # Exponent field candidates e_anchor - 1 + j and their overflow flags.
+        # The few possible exponent fields e_anchor - 1 + j and their overflow and
+        # flush flags, ready before the significand: its offset only picks one.
         base = Signal(ew, name="e_anchor_m1")
         m.d.comb += base.eq(e_big - sub - 1)
         n_cand = 5 if cfg.rounding == "sr_eager" else 4
-        cands = [Signal(ew, name=f"e_far{j}") for j in range(n_cand)]
-        m.d.comb += [c.eq(base + j) for j, c in enumerate(cands)]
-        e_far = Signal(ew, name="e_far")
-        ovf_far = Signal(name="ovf_far")
+        e_far, ovf_far, flush_far = Signal(ew, name="e_far"), Signal(name="ovf_far"), Signal()
+        at_emin = e_big == 1  # far results below 2**emin only from an addition at emin
         with m.Switch(far.offset):
-            for j, c in enumerate(cands):
+            for j in range(n_cand):
+                cand = Signal(ew, name=f"e_far{j}")
+                m.d.comb += cand.eq(base + j)
                 with m.Case(j):
-                    m.d.comb += [e_far.eq(c), ovf_far.eq(overflow(acc, c, far.mant))]
+                    m.d.comb += [e_far.eq(cand), ovf_far.eq(overflow(acc, cand, far.mant))]
+                    if j == 0:
+                        m.d.comb += flush_far.eq(at_emin)
         zero_far = (z_sig == 0) & prod.zero
-        flush_far = far.low & (e_big == 1)
 
         # ---- close path
         m.submodules.close = cp = ClosePath(acc, mode, ew)

@@ -37,23 +37,46 @@ from amaranth.lib.wiring import In, Out
 
 from .params import bits_for
 from .rounding import LazyRounder
-from .shift import AlignShifter
 
 __all__ = ["EagerFarPath", "RoundingFarPath", "far_window"]
 
 
-def far_window(m, man: int, extra: int, width: int, big, small, amount, sub):
-    """Place ``big`` at the anchor (one bit higher for a subtraction) and align ``small``.
+def _align(m, sig, amount, lift: int, width: int, name: str):
+    """``sig`` placed with its top bit at the anchor and shifted right by ``amount``.
 
-    Returns ``(big_placed, small_jammed)``, both ``width`` bits: ``small`` shifted
-    right by ``amount`` from the anchor, every lost bit OR-ed into bit 0.
+    Returns ``(shifted, lost)``: ``width`` bits, and whether a one fell below bit 0.
+    ``sig`` has only ``man + 1`` bits, so each window bit picks from at most that
+    many, and bit ``i`` is lost iff ``amount > i + lift``.
+    """
+    sw = bits_for(width - 1)
+    lo = amount[:sw]
+    hi = amount[sw:].any() if len(amount) > sw else Const(0, 1)
+    shifted, lost = Signal(width, name=f"{name}_shifted"), Signal(name=f"{name}_sticky")
+    m.d.comb += [
+        shifted.eq(Mux(hi, 0, (sig << lift) >> lo)),
+        lost.eq(Cat(sig[i] & (hi | (lo > i + lift)) for i in range(len(sig))).any()),
+    ]
+    return shifted, lost
+
+
+def far_window(m, extra: int, width: int, z, p, z_big, shift_p, shift_z, sub):
+    """The larger addend at the anchor (one bit higher for a subtraction), the smaller aligned.
+
+    ``shift_p`` (``shift_z``) is how far ``p`` (``z``) sits below the anchor when
+    ``z`` (``p``) is the larger one. Both alignments run at once, each straight off
+    its own exponent subtractor; ``z_big`` only picks between them afterwards.
+    Returns ``(big_placed, small_jammed)``, both ``width`` bits, every bit the
+    smaller addend lost OR-ed into bit 0.
     """
     lift = extra + 1  # the anchor's last kept bit
+    big = Mux(z_big, z, p)
     big_p = Signal(width, name="big_placed")
     m.d.comb += big_p.eq(Mux(sub, big << (lift + 1), big << lift))
-    m.submodules.align = al = AlignShifter(width, len(amount))
-    m.d.comb += [al.value.eq(small << lift), al.amount.eq(amount)]
-    return big_p, al.jammed
+    sh_p, lost_p = _align(m, p, shift_p, lift, width, "p")
+    sh_z, lost_z = _align(m, z, shift_z, lift, width, "z")
+    jammed = Signal(width, name="small_jammed")
+    m.d.comb += jammed.eq(Mux(z_big, sh_p | lost_p, sh_z | lost_z))
+    return big_p, jammed
 
 
 class _FarBase(wiring.Component):
@@ -61,9 +84,11 @@ class _FarBase(wiring.Component):
         self.man_bits, self.extra, self.width = man_bits, extra, width
         p = man_bits + 1
         sig = {
-            "big": In(p),
-            "small": In(p),
-            "amount": In(amount_width),
+            "z": In(p),
+            "p": In(p),
+            "z_big": In(1),
+            "shift_p": In(amount_width),
+            "shift_z": In(amount_width),
             "sub": In(1),
             "mant": Out(man_bits),
             "offset": Out(3),
@@ -73,23 +98,26 @@ class _FarBase(wiring.Component):
             sig["rand"] = In(rand_bits)
         super().__init__(sig)
 
-    def _finish(self, m, M, k):
-        man = self.man_bits
-        off = Signal(3, name="offset_sum")
-        m.d.comb += [
-            off.eq(k + M[man] + Cat(Const(0, 1), M[man + 1])),
-            self.offset.eq(off),
-            self.mant.eq(M[:man]),
-        ]
+
+
+def add_sub(m, a, b, sub, width: int, name: str):
+    """``a + b`` or ``a - b`` (``sub``) in ``width`` bits: one adder, ``b`` inverted, ``sub`` carried in."""
+    out = Signal(width, name=name)
+    inv = Signal(width, name=f"{name}_operand")
+    m.d.comb += inv.eq(b ^ sub.replicate(width))
+    m.d.comb += out.eq((Cat(Const(1, 1), a) + Cat(sub, inv))[1 : width + 1])
+    return out
 
 
 class EagerFarPath(_FarBase):
     """Eager SR far path: ``R`` merged into the one significand adder, then the k stage.
 
-    Members (In): ``big``, ``small`` (man_bits + 1 bits each, grid form);
-    ``amount`` (right shift of ``small`` below the anchor: exponent difference
-    minus ``sub``; amounts >= the window width shift everything into the jam bit);
-    ``sub`` (effective subtraction); ``rand`` (r + 2 bits: ``R`` low, ``B`` above).
+    Members (In): ``z``, ``p`` (man_bits + 1 bits each, grid form); ``z_big``
+    (``z`` has the larger grid exponent); ``shift_p`` / ``shift_z`` (how far the
+    smaller addend sits below the anchor: exponent difference minus ``sub``, for
+    ``z`` larger / ``p`` larger; amounts >= the window width shift everything into
+    the jam bit); ``sub`` (effective subtraction); ``rand`` (r + 2 bits: ``R`` low,
+    ``B`` above).
     Members (Out): ``mant`` (man_bits), ``offset`` (3 bits, see the module
     docstring), ``low`` (the sum lies below the anchor's binade: only possible
     when the anchor is ``emin``).
@@ -104,25 +132,29 @@ class EagerFarPath(_FarBase):
         m = Module()
         man, r, w = self.man_bits, self.rbits, self.width
         a = man + r + 1
-        big_p, small_j = far_window(m, man, r, w, self.big, self.small, self.amount, self.sub)
+        big_p, small_j = far_window(
+            m, r, w, self.z, self.p, self.z_big, self.shift_p, self.shift_z, self.sub
+        )
         R, B = self.rand[:r], self.rand[r : r + 2]
-        y = Signal(w, name="far_sum")
         base = big_p | (R << 1)  # R fills the zero tail of big: wiring, no adder
-        m.d.comb += y.eq(Mux(self.sub, base - small_j, base + small_j))
+        y = add_sub(m, base, small_j, self.sub, w, "far_sum")
         yt = y[a - man :]  # floor(Y / 2**r): man + 3 bits
         k2, k1 = y[a + 2], y[a + 1]
+        # Second stage: (Y + (B mod 2**k) 2**r) >> (r + k), as increments beside the k decision.
+        c1 = yt[0] & B[0]
+        c2 = (yt[1] & B[1]) | ((yt[1] | B[1]) & yt[0] & B[0])  # yt[1:0] + B >= 4
         m1 = Signal(man + 2, name="m_k1")
         m2 = Signal(man + 2, name="m_k2")
-        c2 = (yt[:2] + B)[2]  # (Y + B 2**r) carries past the two bits dropped for k = 2
-        m.d.comb += [m1.eq(yt[1:] + (yt[0] & B[0])), m2.eq(yt[2:] + c2)]
-        M = Signal(man + 2, name="m_far")
-        k = Signal(2, name="k")
+        m.d.comb += [m1.eq(yt[1:] + c1), m2.eq(yt[2:] + c2)]
+        # offset = k + M[man] + 2 M[man + 1]: k = 0 -> the hidden bit; k >= 1 -> k + 1, or
+        # k + 2 when the increment carried out (M = 2**(man + 1)).
         m.d.comb += [
-            M.eq(Mux(k2, m2, Mux(k1, m1, yt[: man + 1]))),
-            k.eq(Mux(k2, 2, k1)),
+            self.mant.eq(Mux(k2, m2[:man], Mux(k1, m1[:man], yt[:man]))),
+            self.offset.eq(
+                Mux(k2, Mux(m2[man + 1], 4, 3), Mux(k1, Mux(m1[man + 1], 3, 2), yt[man]))
+            ),
             self.low.eq(~k2 & ~k1 & ~y[a]),
         ]
-        self._finish(m, M, k)
         return m
 
 
@@ -147,15 +179,19 @@ class RoundingFarPath(_FarBase):
         man, w = self.man_bits, self.width
         a = man + self.extra + 1
         big_p, small_j = far_window(
-            m, man, self.extra, w, self.big, self.small, self.amount, self.sub
+            m, self.extra, w, self.z, self.p, self.z_big, self.shift_p, self.shift_z, self.sub
         )
-        y = Signal(w, name="far_sum")
-        m.d.comb += y.eq(Mux(self.sub, big_p - small_j, big_p + small_j))
+        y = add_sub(m, big_p, small_j, self.sub, w, "far_sum")
         c = y[a + 1]  # the sum carried above the anchor
         m.submodules.round = rd = LazyRounder(w, man, self.mode, self.rbits)
         m.d.comb += rd.value.eq(Mux(c, y, y << 1))
         if self.mode == "sr":
             m.d.comb += rd.rand.eq(self.rand)
-        m.d.comb += self.low.eq(~c & ~y[a])
-        self._finish(m, rd.m, c)
+        M = rd.m
+        m.d.comb += [
+            self.mant.eq(M[:man]),
+            # offset = c + M[man] + 2 M[man + 1]
+            self.offset.eq(Mux(M[man + 1], 2 + c, c + M[man])),
+            self.low.eq(~c & ~y[a]),
+        ]
         return m

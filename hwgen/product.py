@@ -25,7 +25,7 @@ from ref.config import MacConfig
 
 from .params import DualParams, MacParams, bits_for
 from .shift import Normaliser
-from .unpack import ProductUnit
+from .unpack import ExactMultiplier, Unpacker
 
 __all__ = ["product_layout", "ProductStage"]
 
@@ -59,40 +59,56 @@ class ProductStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
+        fi, acc = cfg.in_fmt, cfg.acc_fmt
         ew = MacParams(cfg).exp_width
-        pp = 2 * cfg.in_fmt.precision
-        m.submodules.unit = pu = ProductUnit(cfg.in_fmt, ew)
+        pp = 2 * fi.precision
+        m.submodules.ua = ua = Unpacker(fi, 2)  # sign, significand, special flags
+        m.submodules.ub = ub = Unpacker(fi, 2)
+        m.submodules.mul = mul = ExactMultiplier(fi.precision)
         m.submodules.norm = nrm = Normaliser(pp)
-        m.d.comb += [pu.a.eq(self.a), pu.b.eq(self.b), nrm.value.eq(pu.sig)]
+        m.d.comb += [
+            ua.code.eq(self.a),
+            ub.code.eq(self.b),
+            mul.a.eq(ua.sig),
+            mul.b.eq(ub.sig),
+            nrm.value.eq(mul.prod),
+        ]
+        zero_a = (ua.sig == 0) & ~ua.is_nan & ~ua.is_inf
+        zero_b = (ub.sig == 0) & ~ub.is_nan & ~ub.is_inf
+        nan = ua.is_nan | ub.is_nan | (ua.is_inf & zero_b) | (ub.is_inf & zero_a)
         out = self.product
         zero = Signal(name="zero")
         m.d.comb += [
-            zero.eq((pu.sig == 0) & ~pu.is_nan & ~pu.is_inf),
-            out.sign.eq(pu.sign),
-            out.zero.eq(zero),
-            out.nan.eq(pu.is_nan),
-            out.inf.eq(pu.is_inf),
+            zero.eq(zero_a | zero_b),
+            out.sign.eq(ua.sign ^ ub.sign),
+            out.zero.eq(zero & ~nan),
+            out.nan.eq(nan),
+            out.inf.eq((ua.is_inf | ub.is_inf) & ~nan),
         ]
-        # floor(log2 |a*b|) of a non-zero product.
-        e_lead = Signal(signed(ew), name="e_lead")
-        m.d.comb += e_lead.eq(pu.exp + (pp - 1) - nrm.lzc)
+
+        def grid_exp(code):  # max(E, 1): the exponent field of the code's grid
+            e = code[fi.man_bits : fi.man_bits + fi.exp_bits]
+            return Cat(e[0] | (e == 0), e[1:])
+
+        # floor(log2 |a*b|) = E_a + E_b - 2 (bias + man) + (pp - 1) - lzc(product)
+        lead = (pp - 1) - 2 * (fi.bias + fi.man_bits)
         if self.datapath == "single":
-            m.d.comb += [out.sig.eq(nrm.out), out.exp.eq(e_lead)]
+            m.d.comb += [
+                out.sig.eq(nrm.out),
+                out.exp.eq(grid_exp(self.a) + grid_exp(self.b) - nrm.lzc + lead),
+            ]
             return m
 
         d = DualParams(cfg)
-        acc = cfg.acc_fmt
         pa = d.precision
         top = Cat(Const(0, pa - pp), nrm.out)  # leading one at the accumulator's hidden bit
         biased = Signal(signed(ew + 1), name="e_biased")
-        m.d.comb += biased.eq(e_lead + acc.bias)
+        m.d.comb += biased.eq(grid_exp(self.a) + grid_exp(self.b) - nrm.lzc + (lead + acc.bias))
         # Below 2**emin: shift onto the subnormal grid (exact: every product lies on it).
-        fi = cfg.in_fmt
         lowest = 2 * (fi.emin - (fi.man_bits if fi.subnormals else 0))  # smallest floor(log2)
         max_shift = max(0, 1 - (lowest + acc.bias))
         if max_shift:
-            sw = bits_for(max_shift)
-            amount = Signal(sw, name="denorm_shift")
+            amount = Signal(bits_for(max_shift), name="denorm_shift")
             m.d.comb += amount.eq(Mux(biased < 1, 1 - biased, 0))
             m.d.comb += out.sig.eq(Mux(zero, 0, top >> amount))
         else:
