@@ -103,13 +103,19 @@ class ClosePath(wiring.Component):
         mag = Signal(w, name="diff")
         m.d.comb += mag.eq(Mux(self.z_wins, d_zp[:w], d_pz[:w]))
 
-        # Normalise, at most e_big - 1 places (the result's exponent field stays >= 1).
         lw = bits_for(w)
-        limit = Signal(lw, name="limit")
-        m.d.comb += limit.eq(Mux(self.e_big > w, w, self.e_big - 1))
-        m.submodules.norm = nrm = Normaliser(w, lw)
-        m.d.comb += [nrm.value.eq(mag), nrm.limit.eq(limit)]
-        normal = nrm.out[w - 1]
+        if f.subnormals:
+            # Normalise, at most e_big - 1 places (the result's exponent field stays >= 1).
+            limit = Signal(lw, name="limit")
+            m.d.comb += limit.eq(Mux(self.e_big > w, w, self.e_big - 1))
+            m.submodules.norm = nrm = Normaliser(w, lw)
+            m.d.comb += [nrm.value.eq(mag), nrm.limit.eq(limit)]
+            normal = nrm.out[w - 1]
+        else:
+            # Without subnormals a result below 2**emin is flushed: no limit needed.
+            m.submodules.norm = nrm = Normaliser(w)
+            m.d.comb += nrm.value.eq(mag)
+            normal = nrm.lzc < self.e_big
         m.d.comb += [self.zero.eq(nrm.lzc == w), self.below.eq(~normal & ~self.zero)]
 
         # No cancellation: round the guard bit; the increment runs beside the LZC.

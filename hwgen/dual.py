@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 
 from ref.config import MacConfig
 
-from .close import ClosePath, overflow
+from .close import ClosePath
 from .far import EagerFarPath, RoundingFarPath
 from .pack import assemble
 from .params import DualParams
@@ -127,14 +127,19 @@ class DualAccumulateStep(wiring.Component):
         base = Signal(ew, name="e_anchor_m1")
         m.d.comb += base.eq(e_big - sub - 1)
         n_cand = 5 if cfg.rounding == "sr_eager" else 4
-        e_far, ovf_far, flush_far = Signal(ew, name="e_far"), Signal(name="ovf_far"), Signal()
+        eb = acc.exp_bits
+        e_far, ovf_far, flush_far = Signal(eb, name="e_far"), Signal(name="ovf_far"), Signal()
         at_emin = e_big == 1  # far results below 2**emin only from an addition at emin
+        e_max, m_max = acc.max_code >> man, acc.max_code & ((1 << man) - 1)
         with m.Switch(far.offset):
             for j in range(n_cand):
-                cand = Signal(ew, name=f"e_far{j}")
-                m.d.comb += cand.eq(base + j)
+                cand = Signal(eb, name=f"e_far{j}")  # the code's field; the flag sees the rest
+                over = base > e_max - j
+                if m_max != (1 << man) - 1:  # "fn": the all-ones mantissa of the top binade
+                    over = over | ((base == e_max - j) & (far.mant > m_max))
+                m.d.comb += cand.eq(base[:eb] + j)
                 with m.Case(j):
-                    m.d.comb += [e_far.eq(cand), ovf_far.eq(overflow(acc, cand, far.mant))]
+                    m.d.comb += [e_far.eq(cand), ovf_far.eq(over)]
                     if j == 0:
                         m.d.comb += flush_far.eq(at_emin)
         zero_far = (z_sig == 0) & prod.zero

