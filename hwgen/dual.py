@@ -77,15 +77,18 @@ class DualAccumulateStep(wiring.Component):
         man, ew, mode = acc.man_bits, dp.exp_width, cfg.grid_mode
         prod = self.product
 
-        # ---- z in grid form: exponent field max(E, 1), hidden bit (E != 0)
+        # ---- z straight from its code: exponent field E as it is. A subnormal z
+        # (E = 0) is presented one binade below emin with its significand shifted up
+        # one place (same value, still exact), so no max(E, 1) sits in front of the
+        # exponent subtractors; the product, at E >= 1, is then always the larger.
         m.submodules.unpack_z = uz = Unpacker(acc, 2)  # sign and special flags only
         m.d.comb += uz.code.eq(self.z)
-        e_field = self.z[man : man + acc.exp_bits]
+        e_field, mz = self.z[man : man + acc.exp_bits], self.z[:man]
         z_norm = Signal(name="z_normal")
         m.d.comb += z_norm.eq(e_field != 0)
-        mz = self.z[:man] if acc.subnormals else Mux(z_norm, self.z[:man], 0)
+        z_sub = Cat(Const(0, 1), mz) if acc.subnormals else Const(0, man + 1)
         z_sig, ez = Signal(man + 1, name="z_sig"), Signal(ew, name="ez")
-        m.d.comb += [z_sig.eq(Cat(mz, z_norm)), ez.eq(Cat(e_field[0] | ~z_norm, e_field[1:]))]
+        m.d.comb += [z_sig.eq(Mux(z_norm, Cat(mz, 1), z_sub)), ez.eq(e_field)]
         sz, sp = uz.sign, prod.sign
         sub = Signal(name="eff_sub")
         m.d.comb += sub.eq(sz ^ sp)
@@ -101,9 +104,10 @@ class DualAccumulateStep(wiring.Component):
         z_small, p_small = Signal(name="z_small"), Signal(name="p_small")
         m.d.comb += [z_small.eq(d_pz == 0), p_small.eq(d_zp == 0)]
         close = Signal(name="close")
-        m.d.comb += close.eq(
-            sub & (d_zp.all() | (p_small & prod.sig[man]) | (z_small & z_norm))
-        )
+        # Close: effective subtraction, |d| <= 1, the smaller addend normal when |d| = 1.
+        # z at E >= 1 is normal; z at E = 0 (subnormal or zero, one binade down) with
+        # the product at E = 1 is the old d = 0 case: close as well.
+        m.d.comb += close.eq(sub & (d_zp.all() | z_small | (p_small & prod.sig[man])))
         e_big = Signal(ew, name="e_big")
         m.d.comb += e_big.eq(Mux(z_ge, ez, prod.exp))
         # ---- far path

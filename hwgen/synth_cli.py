@@ -24,7 +24,16 @@ import textwrap
 import time
 from pathlib import Path
 
-__all__ = ["register", "sweep_specs", "DEFAULT_SWEEP_FORMATS", "DEFAULT_SWEEP_RBITS"]
+__all__ = [
+    "register",
+    "sweep_specs",
+    "markdown_table",
+    "ratio_table",
+    "datapath_table",
+    "plot_sweep",
+    "DEFAULT_SWEEP_FORMATS",
+    "DEFAULT_SWEEP_RBITS",
+]
 
 DEFAULT_SWEEP_FORMATS = ("e5m2:e6m5", "e4m3:fp16")
 DEFAULT_SWEEP_RBITS = (2, 4, 6, 8, 12, 16)
@@ -370,6 +379,7 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
     from tqdm import tqdm
 
     from hwgen import synth
+    from ref.config import parse_mac
 
     jobs_n = _int_list(args.jobs, "--jobs", 1, MAX_JOBS)[0]
     formats = [f for f in args.formats.split(",") if f.strip()]
@@ -380,6 +390,9 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
     datapaths = _datapaths(args.datapath, ("dual", "single"))
     synth.tool_path(dev.nextpnr, dev.package)
     out = Path(args.out)
+    from ref import outputs
+
+    outputs.check_writable_dir(out, "--out folder")  # before minutes of synthesis, not after
     tag = f"{dev.name}_p{pipeline}" + ("_dsp" if args.dsp else "")
     work = out / f"work_{tag}"
 
@@ -388,8 +401,6 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
     rows: dict[tuple, dict] = {}
     jobs = {}
     for spec, dp in keys:
-        from ref.config import parse_mac
-
         cfg = parse_mac(spec)
         meta = _meta(cfg, pipeline, args.rand, dp)
         try:
@@ -436,7 +447,15 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path, png_path = (out / f"sweep_{tag}.{ext}" for ext in ("csv", "md", "png"))
     write_csv(ordered, csv_path)
-    md_path.write_text(markdown_table(ordered) + "\n")
+    outputs.write_text(
+        md_path,
+        markdown_table(ordered)
+        + "\n\nEager over lazy at equal r:\n\n"
+        + ratio_table(ordered)
+        + "\n\nDual over single datapath:\n\n"
+        + datapath_table(ordered)
+        + "\n",
+    )
     plot_sweep(ordered, png_path, title=f"{dev.description}, pipeline {pipeline}")
     print(f"sweep: {len(keys)} configurations in {time.monotonic() - t0:.0f} s, {failed} failed")
     print(f"wrote {csv_path}, {md_path}, {png_path}")
@@ -444,43 +463,46 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
 
 
 def write_csv(rows: list[dict], path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=_CSV_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in _CSV_FIELDS})
+    """The sweep's rows as CSV (every column of :data:`_CSV_COLUMNS`), written atomically."""
+    from ref import outputs
+
+    outputs.write_csv(path, [{k: r.get(k, "") for k in _CSV_FIELDS} for r in rows], _CSV_FIELDS)
 
 
 def read_csv(path) -> list[dict]:
-    """Rows of a sweep CSV, numbers converted back."""
-    rows = []
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            for k, typ in _CSV_COLUMNS.items():
-                if typ is not str and k in r:
-                    r[k] = typ(r[k]) if r[k] not in ("", None) else None
-            rows.append(r)
+    """Rows of a sweep CSV, numbers converted back (a file from before the datapath column
+    reads with datapath "")."""
+    from ref import outputs
+
+    rows = outputs.read_csv(path)
+    for r in rows:
+        r.setdefault("datapath", "")
+        for k, typ in _CSV_COLUMNS.items():
+            if typ is not str and k in r:
+                r[k] = typ(r[k]) if r[k] not in ("", None) else None
     return rows
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """One line per configuration: area of the MAC alone, Fmax and the critical path."""
+    """One line per configuration and datapath: area of the MAC alone, Fmax, critical path."""
     head = (
-        "| MAC | rounding | r | LUT4 | carry | FF | logic cells (wrapped) | Fmax MHz | "
+        "| MAC | datapath | rounding | r | LUT4 | carry | FF | logic cells (wrapped) | Fmax MHz | "
         "levels | path ns (logic + routing) | critical path |"
     )
-    lines = [head, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    lines = [head, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in rows:
         mac = f"{r.get('in_fmt')} -> {r.get('acc_fmt')}"
         rb = r.get("rbits") or "-"
+        dp = r.get("datapath") or "-"
         if r.get("error"):
             lines.append(
-                f"| {mac} | {r.get('rounding')} | {rb} | error: {r['error'][:80]} | | | | | | | |"
+                f"| {mac} | {dp} | {r.get('rounding')} | {rb} | error: {r['error'][:80]} "
+                "| | | | | | | |"
             )
             continue
         fmax = f"{float(r['fmax_mhz']):.2f}" if r.get("fmax_mhz") not in (None, "") else "n/a"
         lines.append(
-            f"| {mac} | {r['rounding']} | {rb} | {r['dut_luts']} | {r['dut_carry']} "
+            f"| {mac} | {dp} | {r['rounding']} | {rb} | {r['dut_luts']} | {r['dut_carry']} "
             f"| {r['dut_ffs']} "
             f"| {r['logic_cells']} | {fmax} | {r['crit_levels']} | {float(r['crit_ns']):.1f} "
             f"({float(r['crit_logic_ns']):.1f} + {float(r['crit_routing_ns']):.1f}) "
@@ -489,48 +511,110 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _ok(rows):
+    return [r for r in rows if not r.get("error") and r.get("fmax_mhz") not in (None, "")]
+
+
+def ratio_table(rows: list[dict]) -> str:
+    """Eager over lazy at equal r, per format pair and datapath: LUT4 and Fmax ratios.
+
+    Also, where both datapaths were measured, dual over single for each rounding.
+    """
+    ok = _ok(rows)
+    lines = [
+        "| MAC | datapath | r | LUT4 eager / lazy | Fmax eager / lazy | eager LUT4, Fmax | "
+        "lazy LUT4, Fmax |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+    index = {(r["in_fmt"], r["acc_fmt"], r.get("datapath") or "", r["rounding"],
+              int(r.get("rbits") or 0)): r for r in ok}
+    for (fi, fa, dp, rnd, rb), eager in index.items():
+        lazy = index.get((fi, fa, dp, "sr_lazy", rb))
+        if rnd != "sr_eager" or lazy is None:
+            continue
+        le, ll = int(eager["dut_luts"]), int(lazy["dut_luts"])
+        fe, fl = float(eager["fmax_mhz"]), float(lazy["fmax_mhz"])
+        lines.append(
+            f"| {fi} -> {fa} | {dp or '-'} | {rb} | {le / ll:.2f} | {fe / fl:.2f} "
+            f"| {le}, {fe:.1f} | {ll}, {fl:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def datapath_table(rows: list[dict]) -> str:
+    """Dual over single for each configuration measured with both datapaths."""
+    ok = _ok(rows)
+    single = {(r["spec"]): r for r in ok if r.get("datapath") == "single"}
+    lines = [
+        "| MAC | rounding | r | LUT4 dual / single | Fmax dual / single | dual LUT4, Fmax "
+        "| single LUT4, Fmax |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+    for r in ok:
+        s = single.get(r["spec"])
+        if r.get("datapath") != "dual" or s is None:
+            continue
+        ld, ls = int(r["dut_luts"]), int(s["dut_luts"])
+        fd, fs = float(r["fmax_mhz"]), float(s["fmax_mhz"])
+        lines.append(
+            f"| {r['in_fmt']} -> {r['acc_fmt']} | {r['rounding']} | {r.get('rbits') or '-'} "
+            f"| {ld / ls:.2f} | {fd / fs:.2f} | {ld}, {fd:.1f} | {ls}, {fs:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+_STYLES = {
+    "rn": "tab:gray",
+    "rz": "black",
+    "sr_lazy": "tab:blue",
+    "sr_eager": "tab:red",
+}
+_DASH = {"dual": "-", "single": "--", "": "-"}
+
+
 def plot_sweep(rows: list[dict], path, title: str = "") -> None:
-    """Area (LUT4 of the MAC alone) and Fmax against r, one row of panels per format pair."""
+    """Area (LUT4 of the MAC alone) and Fmax against r, one row of panels per format pair.
+
+    Colour: the rounding; line style: the datapath (solid dual, dashed single);
+    rn and rz, which take no random bits, are horizontal lines.
+    """
     from ref.plotting import subplots
 
-    ok = [r for r in rows if not r.get("error")]
+    ok = _ok(rows)
     pairs = list(dict.fromkeys(f"{r['in_fmt']} -> {r['acc_fmt']}" for r in ok))
     fig, axes = subplots(len(pairs), 2, figsize=(10, 3.4 * max(1, len(pairs))), squeeze=False)
-    styles = {
-        "rn": ("tab:gray", "--"),
-        "rz": ("black", ":"),
-        "sr_lazy": ("tab:blue", "-"),
-        "sr_eager": ("tab:red", "-"),
-    }
     for row_axes, pair in zip(axes, pairs, strict=True):
         sel = [r for r in ok if f"{r['in_fmt']} -> {r['acc_fmt']}" == pair]
         rs = sorted({int(r["rbits"]) for r in sel if int(r["rbits"] or 0)})
+        dps = list(dict.fromkeys(r.get("datapath") or "" for r in sel))
         for ax, key, label in (
             (row_axes[0], "dut_luts", "LUT4 (MAC alone)"),
             (row_axes[1], "fmax_mhz", "Fmax (MHz)"),
         ):
-            for rnd, (color, ls) in styles.items():
-                pts = [r for r in sel if r["rounding"] == rnd]
-                if not pts:
-                    continue
-                if rnd in ("rn", "rz"):
-                    ax.axhline(float(pts[0][key]), color=color, ls=ls, label=rnd)
-                else:
-                    pts.sort(key=lambda r: int(r["rbits"]))
-                    ax.plot(
-                        [int(r["rbits"]) for r in pts],
-                        [float(r[key]) for r in pts],
-                        color=color,
-                        ls=ls,
-                        marker="o",
-                        label=rnd,
-                    )
+            for dp in dps:
+                for rnd, color in _STYLES.items():
+                    pts = [r for r in sel if r["rounding"] == rnd and (r.get("datapath") or "") == dp]
+                    if not pts:
+                        continue
+                    name = f"{rnd} ({dp})" if dp else rnd
+                    if rnd in ("rn", "rz"):
+                        ax.axhline(float(pts[0][key]), color=color, ls=_DASH[dp], lw=1, label=name)
+                    else:
+                        pts.sort(key=lambda r: int(r["rbits"]))
+                        ax.plot(
+                            [int(r["rbits"]) for r in pts],
+                            [float(r[key]) for r in pts],
+                            color=color,
+                            ls=_DASH[dp],
+                            marker="o" if dp != "single" else "s",
+                            label=name,
+                        )
             ax.set_xticks(rs)
             ax.set_xlabel("random bits r")
             ax.set_ylabel(label)
             ax.set_title(pair, fontsize=10)
             ax.grid(alpha=0.3)
-        row_axes[0].legend(fontsize=8)
+        row_axes[0].legend(fontsize=7, ncol=2)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
