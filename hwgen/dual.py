@@ -130,7 +130,7 @@ class DualAccumulateStep(wiring.Component):
         # flush flags, ready before the significand: its offset only picks one.
         base = Signal(ew, name="e_anchor_m1")
         m.d.comb += base.eq(e_big - sub - 1)
-        n_cand = 5 if cfg.rounding == "sr_eager" else 4
+        n_cand = 3 if cfg.rounding == "sr_eager" else 4  # eager: offset <= 2 (hwgen.far)
         eb = acc.exp_bits
         e_far, ovf_far, flush_far = Signal(eb, name="e_far"), Signal(name="ovf_far"), Signal()
         at_emin = e_big == 1  # far results below 2**emin only from an addition at emin

@@ -15,8 +15,10 @@ like the exact one (docs/design.md, section 6.2).
 * :class:`EagerFarPath` (``sr_eager``): the random bits ``R`` sit in the zero
   tail of ``big`` just below the anchor's last kept bit, so the one adder
   computes ``Y = floor(X / w) + R`` directly (no 3:2 layer, no second adder).
-  The leading one of ``Y`` is at the anchor or one or two bits above (``k``);
-  the second stage adds ``B mod 2**k`` through a short increment.
+  The leading one of ``Y`` is at the anchor or one bit above (``k``; the
+  contract's ``k = 2`` needs an addend wider than the accumulator, which the
+  dual path never sees); for ``k = 1`` the second stage adds ``B_0`` through a
+  short increment that never carries out.
 * :class:`RoundingFarPath` (``rn``, ``rz``, ``sr_lazy``): the classic order: add,
   normalise (a 1-bit shift: the sum carried above the anchor or not), then round
   (:class:`hwgen.rounding.LazyRounder`: for SR an r-bit adder with ``R`` after
@@ -125,7 +127,7 @@ class EagerFarPath(_FarBase):
 
     def __init__(self, man_bits: int, rbits: int, amount_width: int | None = None):
         self.rbits = rbits
-        width = man_bits + rbits + 4
+        width = man_bits + rbits + 3  # up to one carry above the anchor: k <= 1, see below
         super().__init__(man_bits, rbits, width, amount_width or bits_for(width), rbits + 2)
 
     def elaborate(self, platform):
@@ -138,22 +140,20 @@ class EagerFarPath(_FarBase):
         R, B = self.rand[:r], self.rand[r : r + 2]
         base = big_p | (R << 1)  # R fills the zero tail of big: wiring, no adder
         y = add_sub(m, base, small_j, self.sub, w, "far_sum")
-        yt = y[a - man :]  # floor(Y / 2**r): man + 3 bits
-        k2, k1 = y[a + 2], y[a + 1]
-        # Second stage: (Y + (B mod 2**k) 2**r) >> (r + k), as increments beside the k decision.
-        c1 = yt[0] & B[0]
-        c2 = (yt[1] & B[1]) | ((yt[1] | B[1]) & yt[0] & B[0])  # yt[1:0] + B >= 4
-        m1 = Signal(man + 2, name="m_k1")
-        m2 = Signal(man + 2, name="m_k2")
-        m.d.comb += [m1.eq(yt[1:] + c1), m2.eq(yt[2:] + c2)]
-        # offset = k + M[man] + 2 M[man + 1]: k = 0 -> the hidden bit; k >= 1 -> k + 1, or
-        # k + 2 when the increment carried out (M = 2**(man + 1)).
+        # Both addends have man + 1 bits, so in window units X <= 2**(a + 2) - 2**(r + 2)
+        # and Y = X + 2 R < 2**(a + 2) - 2**(r + 1): the sum carries at most one place
+        # above the anchor (the contract's k = 2 cannot happen here), and for k = 1,
+        # floor(Y / 2**(r + 1)) <= 2**(man + 2) - 2, so adding B_0 never carries out.
+        yt = y[a - man :]  # floor(Y / 2**r): man + 2 bits
+        k1 = y[a + 1]
+        # Second stage for k = 1: (Y + B_0 2**r) >> (r + 1), an increment beside the k decision.
+        m1 = Signal(man + 1, name="m_k1")
+        m.d.comb += m1.eq(yt[1:] + (yt[0] & B[0]))
         m.d.comb += [
-            self.mant.eq(Mux(k2, m2[:man], Mux(k1, m1[:man], yt[:man]))),
-            self.offset.eq(
-                Mux(k2, Mux(m2[man + 1], 4, 3), Mux(k1, Mux(m1[man + 1], 3, 2), yt[man]))
-            ),
-            self.low.eq(~k2 & ~k1 & ~y[a]),
+            self.mant.eq(Mux(k1, m1[:man], yt[:man])),
+            # offset = k + M[man] + 2 M[man + 1]: 2 for k = 1, the hidden bit for k = 0
+            self.offset.eq(Mux(k1, 2, yt[man])),
+            self.low.eq(~k1 & ~y[a]),
         ]
         return m
 

@@ -159,8 +159,8 @@ class DualParams:
 
     @property
     def far_width(self) -> int:
-        """Far window width: up to two carries above the anchor for eager (k <= 2), one else."""
-        return self.anchor + (3 if self.cfg.rounding == "sr_eager" else 2)
+        """Far window width: bits 0 .. anchor + 1 (one carry above the anchor)."""
+        return self.anchor + 2
 
     @property
     def prod_exp_max(self) -> int:
