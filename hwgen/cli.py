@@ -53,6 +53,12 @@ def register(sub):
         "--pipeline", type=int, default=0, help="register stages before the accumulation loop"
     )
     p.add_argument(
+        "--datapath",
+        choices=("dual", "single"),
+        default=None,
+        help="accumulation loop: dual (close/far paths; the default where it applies) or single",
+    )
+    p.add_argument(
         "--name", default=None, help="module name (default derived from the configuration)"
     )
     p.add_argument(
@@ -98,19 +104,29 @@ def build_config(in_fmt, acc, rounding, rbits=None, chain_length=None, seed=0):
 
 
 def build_unit(
-    in_fmt, acc, rounding, rbits=None, chain_length=None, rand="port", seed=0, pipeline=0
+    in_fmt,
+    acc,
+    rounding,
+    rbits=None,
+    chain_length=None,
+    rand="port",
+    seed=0,
+    pipeline=0,
+    datapath=None,
 ):
     """Validate CLI-level options and build the :class:`hwgen.mac.MacUnit`."""
     from .mac import MacUnit
 
     cfg = build_config(in_fmt, acc, rounding, rbits, chain_length, seed)
-    return MacUnit(cfg, rand=rand, seed=seed, pipeline=pipeline)
+    return MacUnit(cfg, rand=rand, seed=seed, pipeline=pipeline, datapath=datapath)
 
 
 def _verilog(args) -> int:
     if args.array is not None:
         from .array_export import export_array, parse_shape
 
+        if args.datapath is not None:
+            raise ValueError("--datapath applies to one MAC; an --array builds the default one")
         if args.rand == "port":
             raise ValueError("--array uses one built-in generator per PE; drop --rand port")
         rows, cols = parse_shape(args.array)
@@ -133,10 +149,11 @@ def _verilog(args) -> int:
         args.rand or "port",
         args.seed,
         args.pipeline,
+        args.datapath,
     )
     name = args.name or default_module_name(unit)
     return _write(args.output, name, to_verilog(unit, name), sidecar(unit, name),
-                  f"latency {unit.latency}")
+                  f"{unit.datapath} datapath, latency {unit.latency}")
 
 
 def _write(out, name, text, meta, what) -> int:

@@ -142,10 +142,10 @@ class DualAccumulateStep(wiring.Component):
                 if m_max != (1 << man) - 1:  # "fn": the all-ones mantissa of the top binade
                     over = over | ((base == e_max - j) & (far.mant > m_max))
                 m.d.comb += cand.eq(base[:eb] + j)
-                with m.Case(j):
+                # the last candidate also takes the offsets that never occur
+                with m.Case(j) if j < n_cand - 1 else m.Default():
                     m.d.comb += [e_far.eq(cand), ovf_far.eq(over)]
-                    if j == 0:
-                        m.d.comb += flush_far.eq(at_emin)
+        m.d.comb += flush_far.eq(at_emin & (far.offset == 0))
         zero_far = (z_sig == 0) & prod.zero
 
         # ---- close path

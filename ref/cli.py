@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "ref.cli_commands",
     "hwgen.cli",
     "hwgen.synth_cli",
+    "hwgen.formal",
     "sim.cli",
     "sim.adaqat_cli",
     "boards.cli",
