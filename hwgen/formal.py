@@ -333,7 +333,9 @@ def _parse_plant(text):
         try:
             out[name.strip()] = int(value, 0)
         except ValueError:
-            raise ValueError(f"--plant takes PORT=VALUE pairs, e.g. z=0x123,a=0x45, got {tok!r}")
+            raise ValueError(
+                f"--plant takes PORT=VALUE pairs, e.g. z=0x123,a=0x45, got {tok!r}"
+            ) from None
     return out
 
 
@@ -349,7 +351,7 @@ def _cmd_prove(args) -> int:
     _solver_ready(args.solver)
     fault = _parse_plant(args.plant)
     bad = 0
-    for i, cfg in enumerate(cfgs):
+    for cfg in cfgs:
         wd = None
         if args.workdir:
             wd = Path(args.workdir) / cfg.spec().replace(":", "_")

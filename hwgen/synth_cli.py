@@ -17,7 +17,6 @@ command runs, so ``srmac --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import textwrap
@@ -272,7 +271,7 @@ def _print_plan(job, cfg) -> None:
     from hwgen import synth
 
     dev = synth.get_device(job.device)
-    print(f"MAC       {cfg}")
+    print(f"MAC       {cfg} ({job.meta.get('datapath') or 'dual'} datapath)")
     print(f"device    {dev.name}: {dev.description}")
     print(f"wrapper   {job.n_in} input + {job.n_out} output register bits, 5 pins")
     print(f"workdir   {job.workdir}")

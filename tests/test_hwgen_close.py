@@ -6,10 +6,10 @@ import itertools
 
 import numpy as np
 import pytest
+from test_hwgen_blocks import comb
 
 import ref
 from hwgen.close import ClosePath
-from test_hwgen_blocks import comb
 
 
 def close_model(fmt, mode, z_sig, p_sig, z_small, p_small, e_big, rand):

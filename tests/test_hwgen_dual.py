@@ -7,13 +7,13 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from test_hwgen_blocks import comb
 
 import ref
 from hwgen.dual import DualAccumulateStep
 from hwgen.params import DualParams, resolve_datapath
 from hwgen.product import ProductStage
 from hwgen.vectors import corner_codes
-from test_hwgen_blocks import comb
 
 
 class StepWithProduct(wiring.Component):

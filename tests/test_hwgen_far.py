@@ -6,9 +6,9 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from test_hwgen_blocks import comb
 
 from hwgen.far import EagerFarPath, RoundingFarPath
-from test_hwgen_blocks import comb
 
 
 def exact_sum(man, extra, v):

@@ -15,7 +15,6 @@ from hwgen.mac import MacUnit
 from hwgen.params import MacParams
 from hwgen.vectors import Stream, make_stream
 
-
 #: Units built only to inspect their signature are never elaborated: Amaranth's
 #: public warning filter keeps them quiet (no private attributes). Components hold
 #: reference cycles, so the tests collect them before they end, under the filter.
