@@ -23,6 +23,11 @@ import textwrap
 import time
 from pathlib import Path
 
+from ref import outputs
+from ref.cli import add_mac_arguments, check_outputs, mac_from_args, mac_options_given
+from ref.outputs import write_text
+from ref.plotting import save_figure
+
 __all__ = [
     "register",
     "sweep_specs",
@@ -67,8 +72,10 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "spec", nargs="?", help="MAC spec in:acc:rounding[:r], e.g. e5m2:e6m5:sr_eager:4"
+        "spec", nargs="?", help="MAC spec in:acc:rounding[:r], e.g. e5m2:e6m5:sr_eager:4 "
+        "(the same as --mac SPEC)"
     )
+    add_mac_arguments(p)
     p.add_argument("--device", default="up5k", help="target FPGA (default up5k)")
     p.add_argument(
         "--dsp",
@@ -112,19 +119,14 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--formats",
-        default=",".join(DEFAULT_SWEEP_FORMATS),
+        default=None,
         help="sweep: comma list of in:acc format pairs (default e5m2:e6m5,e4m3:fp16)",
     )
     p.add_argument(
-        "--rbits",
-        default=",".join(str(r) for r in DEFAULT_SWEEP_RBITS),
-        help="sweep: comma list of r values (default 2,4,6,8,12,16)",
+        "--out", default=None, help="sweep: output folder (default build/synth)"
     )
     p.add_argument(
-        "--out", default="build/synth", help="sweep: output folder (default build/synth)"
-    )
-    p.add_argument(
-        "--jobs", default=str(MAX_JOBS), help=f"sweep: parallel tool runs, 1..{MAX_JOBS}"
+        "--jobs", default=None, help=f"sweep: parallel tool runs, 1..{MAX_JOBS} (default {MAX_JOBS})"
     )
     p.add_argument(
         "--reuse",
@@ -183,11 +185,11 @@ def sweep_specs(formats, rbits) -> list[str]:
     return specs
 
 
-def _mac_unit(spec: str, pipeline: int, rand: str, datapath: str | None = None):
+def _mac_unit(spec, pipeline: int, rand: str, datapath: str | None = None):
     from hwgen.mac import MacUnit
     from ref.config import parse_mac
 
-    cfg = parse_mac(spec)
+    cfg = parse_mac(spec)  # a spec string or a MacConfig
     return cfg, MacUnit(cfg, rand=rand, pipeline=pipeline, datapath=datapath)
 
 
@@ -235,18 +237,36 @@ def _cmd_synth(args) -> int:
         raise ValueError(f"--pipeline takes one value, got {args.pipeline!r}")
     pipeline = pipeline[0]
     if args.sweep:
-        if args.spec:
+        for flag, dest in (("--json", "json"), ("--keep", "keep")):
+            if getattr(args, dest) not in (None, False):
+                raise ValueError(f"{flag} is for one MAC; --sweep writes its tables under --out")
+        if args.spec or args.mac:
             raise ValueError(
-                f"--sweep takes no MAC spec (got {args.spec!r}): use --formats and --rbits"
+                f"--sweep takes no MAC spec (got {args.spec or args.mac!r}): use --formats and --rbits"
             )
+        given = [f for f in mac_options_given(args) if f != "--rbits"]
+        if given:
+            raise ValueError(f"--sweep sweeps the roundings of --formats: drop {given[0]}")
         return _cmd_sweep(args, dev, seeds, freq, pipeline)
-    if not args.spec:
-        raise ValueError("give a MAC spec (e.g. e5m2:e6m5:sr_eager:4) or --sweep")
+    for flag, dest in (("--formats", "formats"), ("--out", "out"), ("--jobs", "jobs"),
+                       ("--reuse", "reuse")):
+        if getattr(args, dest) not in (None, False):
+            raise ValueError(f"{flag} is a --sweep option: add --sweep, or drop it "
+                             "(one MAC: --keep DIR keeps its tool files)")
+    if args.spec and args.mac:
+        raise ValueError(f"give the MAC once: SPEC {args.spec} or --mac {args.mac}")
+    args.mac = args.mac or args.spec
+    if not mac_options_given(args):
+        raise ValueError("give a MAC spec (e.g. e5m2:e6m5:sr_eager:4, or --in/--acc/--rounding/"
+                         "--rbits) or --sweep")
+    cfg = mac_from_args(args)
     datapath = _datapaths(args.datapath, [None])
     if len(datapath) != 1:
         raise ValueError(f"--datapath takes one value without --sweep, got {args.datapath!r}")
+    if args.keep is not None:
+        check_outputs(dirs=[(args.keep, "--keep")])
     synth.tool_path(dev.nextpnr, dev.package)  # missing ECP5 tools: one line, before Amaranth runs
-    cfg, dut = _mac_unit(args.spec, pipeline, args.rand, datapath[0])
+    cfg, dut = _mac_unit(cfg, pipeline, args.rand, datapath[0])
     meta = _meta(cfg, pipeline, args.rand, dut.datapath)
     if args.dry_run:
         import tempfile
@@ -380,20 +400,22 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
     from hwgen import synth
     from ref.config import parse_mac
 
-    jobs_n = _int_list(args.jobs, "--jobs", 1, MAX_JOBS)[0]
-    formats = [f for f in args.formats.split(",") if f.strip()]
+    jobs_n = _int_list(args.jobs or str(MAX_JOBS), "--jobs", 1, MAX_JOBS)[0]
+    formats = [f for f in (args.formats or ",".join(DEFAULT_SWEEP_FORMATS)).split(",") if f.strip()]
     if not formats:
         raise ValueError("--formats is empty: give in:acc pairs, e.g. e5m2:e6m5")
-    rbits = _int_list(args.rbits, "--rbits", 1, 30)
+    # with --sweep, --rbits is a comma list of the r values swept
+    rbits = _int_list(args.rbits or ",".join(map(str, DEFAULT_SWEEP_RBITS)), "--rbits", 1, 30)
     specs = sweep_specs(formats, rbits)
     datapaths = _datapaths(args.datapath, ("dual", "single"))
     synth.tool_path(dev.nextpnr, dev.package)
-    out = Path(args.out)
-    from ref import outputs
-
-    outputs.check_writable_dir(out, "--out folder")  # before minutes of synthesis, not after
+    out = Path(args.out or "build/synth")
     tag = f"{dev.name}_p{pipeline}" + ("_dsp" if args.dsp else "")
     work = out / f"work_{tag}"
+    (csv_path, md_path, png_path), _ = check_outputs(
+        [(out / f"sweep_{tag}.{ext}", "sweep output") for ext in ("csv", "md", "png")],
+        [(out, "--out")],
+    )
 
     # Amaranth elaboration is serial (here); only the tools run in parallel threads.
     keys = [(spec, dp) for spec in specs for dp in datapaths]
@@ -443,10 +465,8 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
                 failed += 1
                 rows[key] = {**jobs[key].meta, "device": dev.name, "error": str(exc)}
     ordered = [rows[k] for k in keys]
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path, png_path = (out / f"sweep_{tag}.{ext}" for ext in ("csv", "md", "png"))
     write_csv(ordered, csv_path)
-    outputs.write_text(
+    write_text(
         md_path,
         markdown_table(ordered)
         + "\n\nEager over lazy at equal r:\n\n"
@@ -462,18 +482,14 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
 
 
 def write_csv(rows: list[dict], path) -> None:
-    """The sweep's rows as CSV (every column of :data:`_CSV_COLUMNS`), written atomically."""
-    from ref import outputs
-
-    outputs.write_csv(path, [{k: r.get(k, "") for k in _CSV_FIELDS} for r in rows], _CSV_FIELDS)
+    """The sweep's rows as CSV (the columns of :data:`_CSV_COLUMNS`), written atomically."""
+    outputs.write_csv(path, rows, _CSV_FIELDS)
 
 
 def read_csv(path) -> list[dict]:
     """Rows of a sweep CSV, numbers converted back (a file from before the datapath column
     reads with datapath "")."""
-    from ref import outputs
-
-    rows = outputs.read_csv(path)
+    rows = outputs.read_csv(path)  # a line cut short by a crash is a one-line error
     for r in rows:
         r.setdefault("datapath", "")
         for k, typ in _CSV_COLUMNS.items():
@@ -482,32 +498,32 @@ def read_csv(path) -> list[dict]:
     return rows
 
 
+_MD_COLUMNS = ("MAC", "datapath", "rounding", "r", "LUT4", "carry", "FF", "logic cells (wrapped)", "Fmax MHz",
+               "levels", "path ns (logic + routing)", "critical path")
+
+
 def markdown_table(rows: list[dict]) -> str:
     """One line per configuration and datapath: area of the MAC alone, Fmax, critical path."""
-    head = (
-        "| MAC | datapath | rounding | r | LUT4 | carry | FF | logic cells (wrapped) | Fmax MHz | "
-        "levels | path ns (logic + routing) | critical path |"
-    )
-    lines = [head, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    cells = []
     for r in rows:
-        mac = f"{r.get('in_fmt')} -> {r.get('acc_fmt')}"
-        rb = r.get("rbits") or "-"
-        dp = r.get("datapath") or "-"
+        cell = {"MAC": f"{r.get('in_fmt')} -> {r.get('acc_fmt')}",
+                "datapath": r.get("datapath") or "-", "rounding": r.get("rounding"),
+                "r": r.get("rbits") or "-"}
         if r.get("error"):
-            lines.append(
-                f"| {mac} | {dp} | {r.get('rounding')} | {rb} | error: {r['error'][:80]} "
-                "| | | | | | | |"
-            )
-            continue
-        fmax = f"{float(r['fmax_mhz']):.2f}" if r.get("fmax_mhz") not in (None, "") else "n/a"
-        lines.append(
-            f"| {mac} | {dp} | {r['rounding']} | {rb} | {r['dut_luts']} | {r['dut_carry']} "
-            f"| {r['dut_ffs']} "
-            f"| {r['logic_cells']} | {fmax} | {r['crit_levels']} | {float(r['crit_ns']):.1f} "
-            f"({float(r['crit_logic_ns']):.1f} + {float(r['crit_routing_ns']):.1f}) "
-            f"| `{r['crit_start']}` -> `{r['crit_end']}` |"
-        )
-    return "\n".join(lines)
+            cell["LUT4"] = f"error: {r['error'][:80]}"
+        else:
+            fmax = r.get("fmax_mhz")
+            cell.update({
+                "LUT4": r["dut_luts"], "carry": r["dut_carry"], "FF": r["dut_ffs"],
+                "logic cells (wrapped)": r["logic_cells"],
+                "Fmax MHz": "n/a" if fmax in (None, "") else f"{float(fmax):.2f}",
+                "levels": r["crit_levels"],
+                "path ns (logic + routing)": f"{float(r['crit_ns']):.1f} "
+                f"({float(r['crit_logic_ns']):.1f} + {float(r['crit_routing_ns']):.1f})",
+                "critical path": f"`{r['crit_start']}` -> `{r['crit_end']}`",
+            })
+        cells.append(cell)
+    return outputs.markdown_table(cells, _MD_COLUMNS, align="lllrrrrrrrrl")
 
 
 def _ok(rows):
@@ -617,4 +633,4 @@ def plot_sweep(rows: list[dict], path, title: str = "") -> None:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
