@@ -2,7 +2,8 @@
 
 The loop body of :class:`hwgen.mac.MacUnit` with ``datapath="dual"``. Both
 addends are in the accumulator's grid form (:class:`hwgen.params.DualParams`):
-``z`` straight from its code, the product from the pipeline register, where it
+``z`` straight from its code (a subnormal ``z`` one binade down, at field 0, with
+its significand shifted up), the product from the pipeline register, where it
 arrived normalised and biased. Then, all in parallel:
 
 * the exponent difference ``d = E_z - E_p`` picks the path and, for the far
