@@ -182,7 +182,7 @@ def exact_fraction(a_codes, b_codes, in_fmt) -> Fraction:
 
 def chain_prefix(A, B, cfg: MacConfig, seed: int, ns, progress=None):
     """``{n: accumulator codes (M, N)}`` at every checkpoint n, in one pass of ``ref.matmul``."""
-    from .chain import matmul
+    from .dispatch import matmul
 
     z = state = None
     out, k0 = {}, 0

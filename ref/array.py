@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import prng
-from .chain import matmul
+from .dispatch import matmul
 from .config import MacConfig
 
 __all__ = ["tile_order", "tile_plan", "ArrayModel", "array_matmul", "initial_states"]

@@ -131,7 +131,7 @@ def _matmul_fn(backend):
     if backend == "reference":
         return _matmul_reference
     if backend == "auto":
-        from .chain import matmul
+        from .dispatch import matmul
 
         return matmul
     raise ValueError(f"demo backend must be 'reference' or 'auto', got {backend!r}")

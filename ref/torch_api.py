@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .chain import matmul
+from .dispatch import matmul
 from .codec import decode, encode
 from .config import MacConfig, parse_mac
 

@@ -117,7 +117,7 @@ def _clz64(x):
 
 
 #: The MAC bodies of :mod:`ref.fast.macbody` compiled by numba, by name.
-BODIES = macbody.bind_all(dict(I=np.int32, L=np.int64, select=_select, smax=_smax, smin=_smin,
+BODIES = macbody.bind_all(dict(__name__=__name__, I=np.int32, L=np.int64, select=_select, smax=_smax, smin=_smin,
                                NOT=_not, clz32=_clz32, clz64=_clz64), nb.njit)
 _mac64 = BODIES["mac64"]
 _xorshift32_wide = BODIES["xorshift32_wide"]

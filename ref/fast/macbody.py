@@ -327,7 +327,8 @@ BODIES = (xorshift32, xorshift32_wide, product32, mac32, unpack32, pack32, mac64
 
 
 def bind(fn, namespace: dict):
-    """A copy of the template ``fn`` whose free names resolve in ``namespace``."""
+    """A copy of the template ``fn`` whose free names resolve in ``namespace`` (which should
+    hold ``__name__``: the copy's ``__module__``, which compilers read)."""
     return types.FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
 
 

@@ -26,7 +26,7 @@ The same steps as :mod:`ref.fast.kernel` (and :func:`ref.mac.mac_step`), but
   Triton kernel's), bound to numba in :mod:`ref.fast.kernel`; eager SR rounds
   both paths with one window formula.
 
-:func:`fits` says when a configuration may take this path: the window of
+:func:`ref.fast.plan.fits_narrow` says when a configuration may take this path: the window of
 ``TOP + 2 = 31`` bits must hold the addends' precisions and keep the rounding
 position at least two bits above the jam bit (``TOP >= man + extra + 3`` with
 ``extra`` = 1 for ``rn``, 0 for ``rz``, ``r`` for SR), and exponents and packed
@@ -44,32 +44,14 @@ from .macbody import NO_EXP32 as NO_EXP
 from .macbody import TOP32 as TOP
 from .numba_cache import njit
 
-__all__ = ["fits", "gemm_tiles32", "variant_tag", "TOP", "NO_EXP"]
+__all__ = ["gemm_tiles32", "variant_tag", "TOP", "NO_EXP"]
 
 I = np.int32  # noqa: E741
-_EXP_LIMIT = 1 << 20  # |exponents| of both formats must stay below this
 _product32 = BODIES["product32"]
 _mac32 = BODIES["mac32"]
 _xorshift32 = BODIES["xorshift32"]
 _unpack32 = BODIES["unpack32"]
 _pack32 = BODIES["pack32"]
-
-
-def fits(cfg) -> bool:
-    """True when ``cfg`` can run in int32 lanes (see the module docstring)."""
-    fin, acc = cfg.in_fmt, cfg.acc_fmt
-    man = acc.man_bits
-    extra = cfg.extra_bits
-    if 2 * fin.precision > TOP or acc.precision > TOP or man + extra + 3 > TOP:
-        return False
-    if cfg.rand_bits > 31 or acc.width > 31:
-        return False
-    exps = (fin.emin - fin.man_bits, fin.emax + 1, acc.emin - man, acc.emax + 2)
-    if any(abs(e) >= _EXP_LIMIT for e in exps):
-        return False
-    # largest grid exponent a finite MAC can reach, relative to emin, packed with man bits
-    top_exp = max(acc.emax + 2, 2 * (fin.emax + 1) + 2)
-    return ((top_exp - acc.emin + 1) << man) + (1 << (man + 2)) < (1 << 31)
 
 
 def variant_tag(mode: int, source: int) -> tuple:
