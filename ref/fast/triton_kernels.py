@@ -27,6 +27,8 @@ form in the interpreter (which cannot call device libraries).
 
 from __future__ import annotations
 
+import os
+
 import triton
 import triton.language as tl
 
@@ -40,7 +42,8 @@ except ImportError:  # pragma: no cover - older Triton
 __all__ = ["gemm_narrow", "gemm_wide", "INTERPRET", "BODIES"]
 
 #: True when Triton runs kernels in its NumPy interpreter (``TRITON_INTERPRET=1``).
-INTERPRET = bool(triton.knobs.runtime.interpret) if hasattr(triton, "knobs") else False
+INTERPRET = (bool(triton.knobs.runtime.interpret) if hasattr(triton, "knobs")  # Triton >= 3.4
+             else os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes"))
 
 _NATIVE_CLZ = tl.constexpr(not INTERPRET)
 
