@@ -334,14 +334,15 @@ def test_narrow_tiny_values_flush_and_signed_zeros(acc, rounding):
     them), and many +-0 operands and accumulators (the sign of exact zero sums)."""
     cfg = MacConfig("e5m2", acc, rounding, 2 if rounding.startswith("sr") else None)
     rng = np.random.default_rng(22)
-    M, K, N = 16, 6, 40
+    M, K, N = 16, 6, 40  # M < N: not transposed
     pool = np.array([0x00, 0x80, 0x00, 0x80, 0x01, 0x81, 0x04, 0x86, 0x0B, 0x8C, 0x0F, 0x90],
                     np.int64)
     A = pool[rng.integers(0, pool.size, size=(M, K))]  # +-0, subnormals, values up to 2**-11
     B = pool[rng.integers(0, pool.size, size=(K, N))]
     C = np.where(rng.random((M, N)) < 0.5, 0x800, 0x000).astype(np.int64)  # -0 or +0
     got = check(A, B, cfg, C=C, seed=23)
-    assert fast.LAST_RUN == {"narrow_tiles": M, "wide_tiles": 0}
+    # 40 columns, 16 rows: no transposition, one tile per row
+    assert fast.LAST_RUN == {"narrow_tiles": M, "wide_tiles": 0, "transposed": False}
     assert (got == 0x800).any() and (got == 0).any()  # both zero signs occur
 
 
@@ -354,7 +355,7 @@ def test_wide_configs_skip_the_narrow_kernel(spec):
     A = finite_codes(rng, cfg.in_fmt, (5, 30), 0.8)
     B = finite_codes(rng, cfg.in_fmt, (30, 7), 0.8)
     check(A, B, cfg, seed=4, return_state=True)
-    assert fast.LAST_RUN == {"narrow_tiles": 0, "wide_tiles": 5}
+    assert fast.LAST_RUN == {"narrow_tiles": 0, "wide_tiles": 5, "transposed": False}
 
 
 @pytest.mark.parametrize("rounding", ROUNDINGS)
@@ -375,7 +376,28 @@ def test_narrow_tiles_fall_back(rounding):
     B[:, :256] = 0x7B
     check(A, B, cfg, C=C, seed=8, return_state=cfg.is_sr)
     # row 1, column tile 1, tiles (3, 0), (4, 2), (6, 0): 3 + 7 + 1 + 1 + 1 = 13 wide tiles
-    assert fast.LAST_RUN == {"narrow_tiles": 11, "wide_tiles": 13}
+    assert fast.LAST_RUN == {"narrow_tiles": 11, "wide_tiles": 13, "transposed": False}
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+def test_few_columns_run_transposed(rounding):
+    """Many rows, few columns (a convolution's GEMM): the kernels run C^T = B^T A^T, with each
+    PE's generator state, explicit words and initial accumulator moved along: same codes."""
+    cfg = MacConfig("e5m2", "e6m5", rounding, 3 if rounding.startswith("sr") else None)
+    rng = np.random.default_rng(23)
+    M, K, N = 300, 9, 8
+    A = random_codes(rng, cfg.in_fmt, (M, K), special_rate=0.01)
+    B = random_codes(rng, cfg.in_fmt, (K, N), special_rate=0.01)
+    C = random_codes(rng, cfg.acc_fmt, (M, N), special_rate=0.01)
+    check(A, B, cfg, C=C, seed=3, return_state=True)
+    assert fast.LAST_RUN["transposed"] and fast.LAST_RUN["narrow_tiles"] > 0
+    if cfg.is_sr:
+        rand = rng.integers(0, 1 << cfg.rand_bits, size=(M, N, K))
+        check(A, B, cfg, C=C, rand=rand)
+        state = rng.integers(1, 2**32, size=(M, N))
+        check(A, B, cfg, C=C, state=state, return_state=True)
+        check(torch.from_numpy(A), torch.from_numpy(B), cfg, C=torch.from_numpy(C),
+              state=torch.from_numpy(state), return_state=True)
 
 
 def test_narrow_equals_wide_kernel(monkeypatch):

@@ -76,8 +76,22 @@ def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None
                                 return_state=return_state)
     ops, A, B, z, rand, gen = prepare(A, B, cfg, C, seed=seed, rand=rand, state=state)
     to_np = (lambda x: x.cpu().numpy()) if ops.name == "torch" else np.asarray
-    Z, G = _run_cpu(to_np(A), to_np(B), cfg, to_np(z), None if rand is None else to_np(rand),
-                    None if gen is None else to_np(gen))
+    A, B, z = to_np(A), to_np(B), to_np(z)
+    rand = None if rand is None else to_np(rand)
+    gen = None if gen is None else to_np(gen)
+    M, N = z.shape
+    LAST_RUN["transposed"] = transpose = N < JB and M > N
+    if transpose:
+        # Few columns, many rows (convolutions: N = output channels): a tile is one row of
+        # at most N lanes, too few for the vector units. C^T = B^T A^T has the same chains
+        # (the same products in the same k order), with each PE's generator and words
+        # carried to the transposed position: the same codes, with long rows.
+        Z, G = _run_cpu(B.T, A.T, cfg, z.T, None if rand is None else rand.transpose(1, 0, 2),
+                        None if gen is None else gen.T)
+        Z = np.ascontiguousarray(Z.T)
+        G = None if G is None else np.ascontiguousarray(G.T)
+    else:
+        Z, G = _run_cpu(A, B, cfg, z, rand, gen)
     if ops.name == "torch":
         torch = ops.torch
         Z = torch.from_numpy(Z)
@@ -115,8 +129,9 @@ def uses_narrow(cfg: MacConfig) -> bool:
 
 
 #: Tiles of the last CPU call per kernel, for tests and benchmarks (not thread-safe):
-#: ``narrow_tiles`` finished in int32 lanes, ``wide_tiles`` ran the int64 kernel.
-LAST_RUN = {"narrow_tiles": 0, "wide_tiles": 0}
+#: ``narrow_tiles`` finished in int32 lanes, ``wide_tiles`` ran the int64 kernel;
+#: ``transposed``: the kernels ran C^T = B^T A^T (few columns, many rows).
+LAST_RUN = {"narrow_tiles": 0, "wide_tiles": 0, "transposed": False}
 
 
 def _run_cpu(A, B, cfg, z, rand, gen):

@@ -146,7 +146,9 @@ def mac32(zs, zn, ze, ps, npr, ep, word, mode, r, man, emin, sub, maxcode):
         T = I(Sn >> (smin(I(anchor - e + 30 - man - r), I(31)) & 31))
         Y = I(T + I(word & rlow))
         kk = smax(I(31 - clz32(Y) - man - r), I(0))  # 0, 1 or 2 binades above the anchor
-        Bkr = I(word & select(kk == 0, I(0), select(kk == 1, one_r, I(3 * one_r))))
+        # B_kk * 2**r from bit 0 of B alone: the result does not depend on bit 1 (kk = 2 only
+        # when the carry reached the next power of two: docs/design.md 5.3)
+        Bkr = select(kk != 0, I(word & one_r), I(0))
         m = I(I(Y + Bkr) >> (I(r + kk) & 31))
         eg = I(anchor + kk)
     else:
@@ -168,7 +170,7 @@ def mac32(zs, zn, ze, ps, npr, ep, word, mode, r, man, emin, sub, maxcode):
             m = I(I(t + I(word & rlow)) >> (r & 31))
     # ---- the rounded value as the next accumulator
     mag = I(I(I(eg - emin) << (man & 31)) + m)
-    zero = exact_zero | (mag == 0) | ((sub == 0) & (e < emin))
+    zero = exact_zero | (m == 0) | ((sub == 0) & (e < emin))
     ovf = (mag > maxcode) & NOT(exact_zero)
     bl = I(32 - clz32(m))
     zn2 = select(zero, I(0), I(m << (I(TOP32 + 1 - bl) & 31)))

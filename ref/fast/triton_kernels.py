@@ -169,8 +169,9 @@ def gemm_narrow(Adec, Bdec, Z, G, RAND, rowbad, colbad, redo, M, N, K,
         g = tl.zeros((BM, BN), tl.int32)
     ovf = tl.zeros((BM, BN), tl.int1)
     for k in range(0, K):
-        arow = Adec + k * 4 * M + rows
-        brow = Bdec + k * 4 * N + cols
+        k4 = tl.cast(k * 4, tl.int64)  # offsets in int64: K x 4 x M may pass 2**31
+        arow = Adec + k4 * M + rows
+        brow = Bdec + k4 * N + cols
         sa = tl.load(arow, mask=rin, other=0)[:, None]
         siga = tl.load(arow + M, mask=rin, other=0)[:, None]
         expa = tl.load(arow + 2 * M, mask=rin, other=0)[:, None]
@@ -218,8 +219,9 @@ def gemm_wide(Adec, Bdec, Z, G, RAND, tiles, tiles_n, M, N, K,
     else:
         g = tl.zeros((BM, BN), tl.int64)
     for k in range(0, K):
-        arow = Adec + k * 4 * M + rows
-        brow = Bdec + k * 4 * N + cols
+        k4 = tl.cast(k * 4, tl.int64)  # offsets in int64: K x 4 x M may pass 2**31
+        arow = Adec + k4 * M + rows
+        brow = Bdec + k4 * N + cols
         sa = tl.load(arow, mask=rin, other=0)[:, None]
         siga = tl.load(arow + M, mask=rin, other=0)[:, None]
         expa = tl.load(arow + 2 * M, mask=rin, other=0)[:, None]
