@@ -380,6 +380,21 @@ def test_narrow_tiles_fall_back(rounding):
 
 
 @pytest.mark.parametrize("rounding", ROUNDINGS)
+def test_top_binade_runs_wide(rounding):
+    """A chain whose result reaches the accumulator's top binade may overflow there: its tile
+    runs in the int64 kernel (which owns the overflow rules), overflowing or not."""
+    cfg = MacConfig("e5m2", "e6m5", rounding, 3 if rounding.startswith("sr") else None)
+    rng = np.random.default_rng(24)
+    A = finite_codes(rng, "e5m2", (4, 5), 0.5)
+    B = finite_codes(rng, "e5m2", (5, 300), 0.5)
+    C = finite_codes(rng, "e6m5", (4, 300), 0.5)
+    C[1, 3] = 0x7C0  # 2**31: the top binade of E6M5, finite
+    C[2, 299] = 0x7DF  # the largest finite value: the chain may overflow
+    check(A, B, cfg, C=C, seed=6)
+    assert fast.LAST_RUN == {"narrow_tiles": 6, "wide_tiles": 2, "transposed": False}
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
 def test_few_columns_run_transposed(rounding):
     """Many rows, few columns (a convolution's GEMM): the kernels run C^T = B^T A^T, with each
     PE's generator state, explicit words and initial accumulator moved along: same codes."""
@@ -406,7 +421,7 @@ def test_narrow_equals_wide_kernel(monkeypatch):
     for spec in ["e5m2:e6m5:sr_eager:4", "e4m3:fp16:rn"]:
         cfg = ref.parse_mac(spec)
         A = random_codes(rng, cfg.in_fmt, (6, 50), special_rate=0.002)
-        B = finite_codes(rng, cfg.in_fmt, (50, 260))
+        B = finite_codes(rng, cfg.in_fmt, (50, 260), 0.8)  # below the top binade
         C = random_codes(rng, cfg.acc_fmt, (6, 260), special_rate=0.002)
         z1, g1 = fast.matmul(A, B, cfg, C=C, seed=2, return_state=True)
         assert fast.LAST_RUN["narrow_tiles"] > 0

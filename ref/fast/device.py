@@ -150,7 +150,7 @@ def _run(A, B, cfg, Z, G, rand, ops, M, N, K):
     tm, tn = -(-M // bm), -(-N // bn)
     common = dict(MODE=P[L.P_MODE], SOURCE=source, R=P[L.P_R], W=P[L.P_W], MAN=P[L.P_MAN],
                   EFMAX=P[L.P_EFMAX], BIAS=P[L.P_BIAS], SUB=P[L.P_SUB], SPEC=P[L.P_SPEC],
-                  EMIN=P[L.P_EMIN], MAXCODE=P[L.P_MAXCODE], RMASK=P[L.P_RMASK], BM=bm, BN=bn,
+                  EMIN=P[L.P_EMIN], RMASK=P[L.P_RMASK], BM=bm, BN=bn,
                   num_warps=warps)
     if NARROW and fits_narrow(cfg):
         special = L.C_NAN | L.C_INF
@@ -158,7 +158,7 @@ def _run(A, B, cfg, Z, G, rand, ops, M, N, K):
         colbad = ((Bdec[:, 3, :] & special) != 0).any(dim=0).to(torch.int32).contiguous()
         redo = torch.zeros(tm * tn, dtype=torch.int32, device=dev)
         kern.gemm_narrow[(tm, tn)](Adec, Bdec, Z, Gk, Rk, rowbad, colbad, redo, M, N, K,
-                                   **common)
+                                   EMAX=P[L.P_EMAX], **common)
         tiles = torch.nonzero(redo).flatten().to(torch.int32)
         LAST_RUN["narrow_tiles"] = tm * tn - int(tiles.numel())
     else:
@@ -166,7 +166,8 @@ def _run(A, B, cfg, Z, G, rand, ops, M, N, K):
     LAST_RUN["wide_tiles"] = int(tiles.numel())
     if tiles.numel():
         kern.gemm_wide[(int(tiles.numel()),)](Adec, Bdec, Z, Gk, Rk, tiles, tn, M, N, K,
-                                              OVF=P[L.P_OVF], INFVAL=P[L.P_INFVAL],
+                                              MAXCODE=P[L.P_MAXCODE], OVF=P[L.P_OVF],
+                                              INFVAL=P[L.P_INFVAL],
                                               NANVAL=P[L.P_NANVAL], **common)
 
 

@@ -94,26 +94,31 @@ def xorshift32_wide(x):
 def product32(sa, siga, expa, sb, sigb, expb):
     """The exact product of two decoded inputs: sign, significand at bit TOP32, exponent.
 
-    The exponent is that of the leading one (``NO_EXP32`` for a zero product).
+    The exponent is that of the leading one. A zero operand is decoded with the
+    exponent ``layout.ZERO_EXP`` (``ref.fast.plan``), so a zero product's
+    exponent is below ``-2**21``: far below every exponent a value can have,
+    which is all the MAC needs of it (as of ``NO_EXP32``).
     """
     ps = I(sa ^ sb)
     psig = I(siga * sigb)
     blp = I(32 - clz32(psig))
     npr = I(psig << (I(TOP32 + 1 - blp) & 31))
-    ep = select(psig != 0, I(expa + expb + blp - 1), I(NO_EXP32))
+    ep = I(expa + expb + blp - 1)
     return ps, npr, ep
 
 
-def mac32(zs, zn, ze, ps, npr, ep, word, mode, r, man, emin, sub, maxcode):
-    """One MAC on a decoded accumulator: ``(sign, significand, exponent, overflowed)``.
+def mac32(zs, zn, ze, ps, npr, ep, word, mode, r, man, emin, sub):
+    """One MAC on a decoded accumulator: ``(sign, significand, exponent, binade)``.
 
     ``zs, zn, ze``: the accumulator (sign; significand with its leading one at
     TOP32, 0 for zero; exponent of that one, NO_EXP32 for zero); ``ps, npr,
     ep``: the product (:func:`product32`); ``word``: the MAC's random word.
     The result is canonical (a function of the value), so the next MAC sees
-    what unpacking the packed code would give. ``overflowed``: the rounded
-    magnitude passed the largest finite code (the caller reruns the tile in
-    the wide kernel, which owns the overflow rules).
+    what unpacking the packed code would give. ``binade``: the exponent of the
+    rounding grid; a result can only overflow when it is ``>= emax``, so the
+    caller reruns a tile in which it reached ``emax`` in the wide kernel (which
+    owns the overflow rules). That rarely costs anything (values in the top
+    binade) and spares the packed magnitude and its test in every MAC.
     """
     one_r = I(I(1) << (r & 31))
     rlow = I(one_r - 1)
@@ -125,7 +130,7 @@ def mac32(zs, zn, ze, ps, npr, ep, word, mode, r, man, emin, sub, maxcode):
     small = select(z_big, npr, zn)
     dsh = I(smin(d, I(31)) & 31)
     q = I(small >> dsh)
-    small_j = I(q | select(I(q << dsh) != small, I(1), I(0)))
+    small_j = I(q | smin(I(small - I(q << dsh)), I(1)))  # floor, with the lost bits jammed
     eff_sub = zs != ps
     S = select(eff_sub, I(big - small_j), I(big + small_j))
     neg = S < 0  # only under effective subtraction
@@ -168,14 +173,12 @@ def mac32(zs, zn, ze, ps, npr, ep, word, mode, r, man, emin, sub, maxcode):
             m = t
         else:
             m = I(I(t + I(word & rlow)) >> (r & 31))
-    # ---- the rounded value as the next accumulator
-    mag = I(I(I(eg - emin) << (man & 31)) + m)
+    # ---- the rounded value as the next accumulator (m = 0: rounded to zero, then eg = emin)
     zero = exact_zero | (m == 0) | ((sub == 0) & (e < emin))
-    ovf = (mag > maxcode) & NOT(exact_zero)
     bl = I(32 - clz32(m))
     zn2 = select(zero, I(0), I(m << (I(TOP32 + 1 - bl) & 31)))
     ze2 = select(zero, I(NO_EXP32), I(eg - man + bl - 1))
-    return sign, zn2, ze2, ovf
+    return sign, zn2, ze2, eg
 
 
 def unpack32(zc, W, man, efmax, bias, sub, spec):

@@ -39,7 +39,7 @@ import numba as nb
 import numpy as np
 
 from .kernel import BODIES
-from .layout import P_BIAS, P_EFMAX, P_EMIN, P_MAN, P_MAXCODE, P_R, P_RMASK, P_SPEC, P_SUB, P_W
+from .layout import P_BIAS, P_EFMAX, P_EMAX, P_EMIN, P_MAN, P_R, P_RMASK, P_SPEC, P_SUB, P_W
 from .macbody import NO_EXP32 as NO_EXP
 from .macbody import TOP32 as TOP
 from .numba_cache import njit
@@ -69,7 +69,7 @@ def variant_tag(mode: int, source: int) -> tuple:
 
 @nb.njit(nogil=True)
 def _row32(zsg, zn, ze, g, w, bdec, sa, siga, expa, P, tag):
-    """MAC step k of one tile on the decoded accumulators; returns True if any lane overflowed.
+    """MAC step k of one tile on the decoded accumulators; returns the largest grid binade.
 
     ``zsg`` / ``zn`` / ``ze``: int32 sign, significand (leading one at bit TOP,
     0 for zero) and exponent of the leading one (NO_EXP for zero), updated in
@@ -83,9 +83,8 @@ def _row32(zsg, zn, ze, g, w, bdec, sa, siga, expa, P, tag):
     man = I(P[P_MAN])
     sub = I(P[P_SUB])
     emin = I(P[P_EMIN])
-    maxcode = I(P[P_MAXCODE])
     rmask = I(P[P_RMASK])
-    ovf = False
+    top = I(-(1 << 30))
     for j in range(zn.shape[0]):
         ps, npr, ep = _product32(sa, siga, expa, bdec[0, j], bdec[1, j], bdec[2, j])
         if source == 1:
@@ -96,13 +95,12 @@ def _row32(zsg, zn, ze, g, w, bdec, sa, siga, expa, P, tag):
             word = w[j]
         else:
             word = I(0)
-        s, n, e, o = _mac32(zsg[j], zn[j], ze[j], ps, npr, ep, word, mode, r, man, emin, sub,
-                            maxcode)
+        s, n, e, eg = _mac32(zsg[j], zn[j], ze[j], ps, npr, ep, word, mode, r, man, emin, sub)
         zsg[j] = s
         zn[j] = n
         ze[j] = e
-        ovf = ovf | o
-    return ovf
+        top = max(top, eg)
+    return top
 
 
 @njit(nogil=True)
@@ -128,6 +126,7 @@ def gemm_tiles32(Adec, Bt, Z, G, RAND, P, tiles, rowbad, colbad, redo, tag):
     sub = P[P_SUB]
     spec = P[P_SPEC]
     emin = P[P_EMIN]
+    emax = P[P_EMAX]
     w = np.zeros(JB, dtype=np.int32)
     zsg = np.zeros(JB, dtype=np.int32)
     zn = np.zeros(JB, dtype=np.int32)
@@ -156,14 +155,14 @@ def gemm_tiles32(Adec, Bt, Z, G, RAND, P, tiles, rowbad, colbad, redo, tag):
             for j in range(n):
                 x = G[i, j0 + j]
                 g[j] = x - (np.int64(1) << 32) if x >= (np.int64(1) << 31) else x
-        ovf = False
+        top = -(1 << 30)
         for k in range(K):
             if use_rand:
                 for j in range(n):
                     w[j] = RAND[i, j0 + j, k]
-            ovf = ovf | _row32(zsg, zn, ze, g, w, Bt[jt, k], I(Adec[i, k, 0]),
-                               I(Adec[i, k, 1]), I(Adec[i, k, 2]), P, tag)
-        if ovf:
+            top = max(top, _row32(zsg, zn, ze, g, w, Bt[jt, k], I(Adec[i, k, 0]),
+                                  I(Adec[i, k, 1]), I(Adec[i, k, 2]), P, tag))
+        if top >= emax:  # a result reached the top binade: it may have overflowed
             redo[t] = 1
             continue
         for j in range(n):  # pack (the values are on the grid: the shifts are exact)

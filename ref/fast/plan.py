@@ -53,6 +53,7 @@ def params(cfg: MacConfig) -> np.ndarray:
     P[L.P_INFVAL] = infval
     P[L.P_NANVAL] = acc.nan_code if acc.has_nan else 0
     P[L.P_RMASK] = (1 << cfg.rand_bits) - 1
+    P[L.P_EMAX] = acc.emax  # the largest finite binade: only results there can overflow
     return P
 
 
@@ -91,7 +92,9 @@ def decode_operand(codes, fmt) -> np.ndarray:
     The reference's :func:`ref.codec.unpack` decodes; for formats of up to 16
     bits it decodes the ``2**width`` codes once into a table
     (:func:`decode_table`) and the operand is one gather from it. Class bits:
-    ``1`` NaN, ``2`` inf, ``4`` zero (``layout.C_*``). int32 holds every field
+    ``1`` NaN, ``2`` inf, ``4`` zero (``layout.C_*``); an operand with significand
+    0 gets the exponent ``layout.ZERO_EXP``, so that the narrow kernels' product
+    exponent needs no zero test. int32 holds every field
     when :func:`fits_int32`: input significands have at most 29 bits
     (``MacConfig`` checks it).
     """
@@ -107,6 +110,7 @@ def decode_codes(codes, fmt, ops=None):
     sign, sig, exp, is_nan, is_inf = unpack(ops, codes, fmt)
     zero = (sig == 0) & ~(is_nan | is_inf)
     cls = ops.as_int(is_nan) * L.C_NAN + ops.as_int(is_inf) * L.C_INF + ops.as_int(zero) * L.C_ZERO
+    exp = ops.where(sig == 0, L.ZERO_EXP, exp)  # (NaN / inf have sig 0 too: they go wide)
     if ops.name == "torch":
         t = ops.torch
         return t.stack([sign, sig, exp, cls], dim=-1).to(t.int32)

@@ -139,7 +139,7 @@ def _any(x):
 def gemm_narrow(Adec, Bdec, Z, G, RAND, rowbad, colbad, redo, M, N, K,
                 MODE: tl.constexpr, SOURCE: tl.constexpr, R: tl.constexpr, W: tl.constexpr,
                 MAN: tl.constexpr, EFMAX: tl.constexpr, BIAS: tl.constexpr, SUB: tl.constexpr,
-                SPEC: tl.constexpr, EMIN: tl.constexpr, MAXCODE: tl.constexpr,
+                SPEC: tl.constexpr, EMIN: tl.constexpr, EMAX: tl.constexpr,
                 RMASK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
     """One ``BM x BN`` tile of ``Z <- chains over k`` in int32 lanes.
 
@@ -148,7 +148,8 @@ def gemm_narrow(Adec, Bdec, Z, G, RAND, rowbad, colbad, redo, M, N, K,
     ``Z`` (M, N) int64 codes, ``G`` (M, N) int64 generator states (SOURCE 1),
     ``RAND`` (M, N, K) int64 words (SOURCE 2). ``rowbad`` (M,) / ``colbad``
     (N,) int32: the A row / B column holds a NaN or an infinity. A tile that
-    meets one, or overflows, stores nothing and sets ``redo[tile] = 1``.
+    meets one, or in which a result reaches the top binade ``EMAX`` (where it
+    may overflow), stores nothing and sets ``redo[tile] = 1``.
     """
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -167,7 +168,7 @@ def gemm_narrow(Adec, Bdec, Z, G, RAND, rowbad, colbad, redo, M, N, K,
         g = tl.load(G + offs, mask=inside, other=1).to(tl.int32)  # the 32-bit pattern
     else:
         g = tl.zeros((BM, BN), tl.int32)
-    ovf = tl.zeros((BM, BN), tl.int1)
+    top = tl.full((BM, BN), EMIN, tl.int32)
     for k in range(0, K):
         k4 = tl.cast(k * 4, tl.int64)  # offsets in int64: K x 4 x M may pass 2**31
         arow = Adec + k4 * M + rows
@@ -186,9 +187,10 @@ def gemm_narrow(Adec, Bdec, Z, G, RAND, rowbad, colbad, redo, M, N, K,
             word = tl.load(RAND + offs * K + k, mask=inside, other=0).to(tl.int32)
         else:
             word = tl.zeros((BM, BN), tl.int32)
-        zs, zn, ze, o = mac32(zs, zn, ze, ps, npr, ep, word, MODE, R, MAN, EMIN, SUB, MAXCODE)
-        ovf = ovf | o
-    bad = tl.maximum(bad, _any(ovf & inside))
+        zs, zn, ze, eg = mac32(zs, zn, ze, ps, npr, ep, word, MODE, R, MAN, EMIN, SUB)
+        top = tl.maximum(top, eg)
+    # a result in the top binade may have overflowed: the wide kernel owns that rule
+    bad = tl.maximum(bad, _any((top >= EMAX) & inside))
     keep = (inside & (bad == 0)) != 0  # (the interpreter makes block & scalar int32)
     tl.store(Z + offs, pack32(zs, zn, ze, W, MAN, EMIN), mask=keep)
     if SOURCE == 1:
