@@ -12,8 +12,9 @@ Two CPU kernels give the same codes:
 * :mod:`ref.fast.narrow` (int32 lanes, accumulators kept decoded, one loop
   per rounding mode) for configurations whose window fits 31 bits
   (:func:`uses_narrow`: e.g. E5M2 / E4M3 into E6M5 / FP16 with r up to
-  21 / 16). It handles finite chains only: a tile that meets a NaN or an
-  infinity, or overflows, is handed to
+  21 / 16). It handles finite chains below the accumulator's top binade: a
+  tile that meets a NaN or an infinity, or reaches the top binade (where it
+  may overflow), is handed to
 * :mod:`ref.fast.kernel` (int64 lanes, every rule), which also runs every
   other configuration.
 
@@ -168,7 +169,7 @@ def _run_cpu(A, B, cfg, z, rand, gen):
         tag = variant_tag(int(P[L.P_MODE]), source)
         _parallel(gemm_tiles32, (Adec, Bt, Z, G, R, P), tiles, M * N * K,
                   (rowbad, colbad, redo, tag))
-        tiles = np.flatnonzero(redo).astype(np.int64)  # specials or overflow: the int64 kernel
+        tiles = np.flatnonzero(redo).astype(np.int64)  # specials or top binade: the int64 kernel
         LAST_RUN["narrow_tiles"] = ntiles - tiles.size
     LAST_RUN["wide_tiles"] = tiles.size
     if tiles.size:

@@ -10,7 +10,8 @@ then runs
    ``BM x BN`` output tile when the configuration fits int32 lanes
    (:func:`ref.fast.plan.fits_narrow`, the CPU's rule); a tile that meets a
    NaN or an infinity in its A rows, B columns or initial accumulators, or
-   overflows, is left untouched and flagged;
+   whose results reach the top binade (where they may overflow), is left
+   untouched and flagged;
 2. the int64 kernel (:func:`ref.fast.triton_kernels.gemm_wide`) over the
    flagged tiles (every tile when the configuration does not fit int32).
 

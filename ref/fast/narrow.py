@@ -13,9 +13,10 @@ The same steps as :mod:`ref.fast.kernel` (and :func:`ref.mac.mac_step`), but
   is packed once, at the end of the tile;
 * **finite chains only**: no NaN / infinity logic in the loop. A tile whose
   A row, B column tile or initial accumulators hold a NaN or an infinity, or
-  in which any MAC overflows (the only way a finite chain reaches a special
-  or saturated code), is reported back untouched and rerun by the int64
-  kernel, which implements every rule. So codes are identical either way;
+  in which a result reaches the accumulator's top binade ``emax`` (the only
+  place where a finite chain can overflow to a special or saturated code), is
+  reported back untouched and rerun by the int64 kernel, which implements
+  every rule. So codes are identical either way;
 * **one loop per rounding mode and random-word source** (:func:`variant_tag`),
   each compiled on first use: in one shared loop the branches on the mode
   stopped LLVM from vectorising at all;
@@ -110,7 +111,7 @@ def gemm_tiles32(Adec, Bt, Z, G, RAND, P, tiles, rowbad, colbad, redo, tag):
     Arguments as :func:`ref.fast.kernel.gemm_tiles`; ``tiles``: int64 tile ids.
     ``rowbad`` (M,) / ``colbad`` (nJ,): A row / B column tile holds a NaN or an
     infinity. A tile that meets a special value (there, or in its initial
-    accumulators) or overflows is left untouched in Z and G and flagged
+    accumulators) or whose results reach the top binade is left untouched in Z and G and flagged
     ``redo[t] = 1`` for the int64 kernel. ``tag``: :func:`variant_tag`.
     """
     nJ = Bt.shape[0]
