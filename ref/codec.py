@@ -68,9 +68,9 @@ def decode(codes, fmt) -> np.ndarray:
 
 
 #: Peak bytes per element (int64 / float64 temporaries), measured with tracemalloc
-#: on NumPy (tests/test_bad_input.py checks the estimates stay above the peaks).
+#: on NumPy (tests/test_strict_inputs.py checks the estimates stay above the peaks).
 _DECODE_BYTES = 80
-_ENCODE_BYTES = 240
+_ENCODE_BYTES = 128
 
 
 def _reserve_elementwise(ops, x, what, name, per_element):

@@ -174,7 +174,7 @@ class MacConfig:
         i, a = self.in_fmt, self.acc_fmt
         top = max(a.emax + 2, 2 * (i.emax + 1) + 2)
         span = top - a.emin + 1
-        if (span << a.man_bits) + (1 << (a.man_bits + 2)) >= 1 << 62:
+        if (span << a.man_bits) + (1 << (a.man_bits + 2)) >= 1 << 63:
             raise ValueError(
                 f"products of {i.name} reach 2**{2 * (i.emax + 1)}, {span} binades above the "
                 f"smallest exponent of {a.name} (2**{a.emin}): with {a.man_bits} mantissa bits "

@@ -405,7 +405,7 @@ def _options_to_kwargs(kw: dict, options) -> dict:
             digits = o[5:].strip()
             if not re.fullmatch(r"[+-]?\d+", digits):
                 raise ValueError(f"bad bias in format option {opt!r}: expected bias=<int>")
-            if len(digits.lstrip("+-0")) > 12:  # far beyond MAX_BIAS (and int()'s digit limit)
+            if len(digits.lstrip("+-0")) > 40:  # far beyond MAX_BIAS (and int()'s digit limit)
                 raise ValueError(
                     f"bias={digits[:16]}... is outside -2**29..2**29 ({-MAX_BIAS}..{MAX_BIAS}); "
                     "use a bias in that range"

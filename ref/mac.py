@@ -24,8 +24,8 @@ __all__ = ["mac", "unpack_inputs", "product", "mac_step", "split_rand"]
 _TOP = 60  # bit index of the leading one of a normalised addend
 _NO_EXP = -(1 << 40)  # exponent of a zero addend ("-inf"); real exponents are > -2**31
 #: Peak bytes per output element of :func:`mac` (int64 temporaries of mac_step), measured
-#: with tracemalloc on NumPy (tests/test_bad_input.py keeps it above the measured peak).
-_MAC_BYTES = 600
+#: with tracemalloc on NumPy (tests/test_strict_inputs.py keeps it above the measured peak).
+_MAC_BYTES = 360
 
 
 def unpack_inputs(ops, codes, fmt):

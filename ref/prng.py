@@ -169,7 +169,7 @@ class Xorshift32:
 
     def __init__(self, seed: int = 0, i: int = 0, j: int = 0, *, state: int | None = None):
         if isinstance(state, bool):
-            raise ValueError(f"xorshift32 state must be an integer in 1..2**32-1, got {state!r}")
+            raise ValueError(f"xorshift32 state must be an integer in 1..2**32-1, got the bool {state!r}")
         self.state = seed_state_int(seed, i, j) if state is None else operator.index(state)
         if not 0 < self.state <= MASK32:
             raise ValueError(f"xorshift32 state must be in 1..2**32-1, got {self.state}")
