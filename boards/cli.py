@@ -22,12 +22,16 @@ missing serial port) is one line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from ref.cli import add_mac_arguments, check_outputs, mac_from_args, parse_int
 
 from .toolchains import ECP5_TOOLS, ICE40_TOOLS
 
@@ -221,13 +225,6 @@ def flash_command(board: Board, bitstream: str, programmer: str = "auto") -> lis
 
 # ---- helpers ------------------------------------------------------------------------------
 
-def _mac_config(args):
-    import ref
-
-    rbits = args.rbits if args.rounding in ("sr_lazy", "sr_eager") else None
-    return ref.MacConfig(args.in_fmt, args.acc_fmt, args.rounding, rbits)
-
-
 def _parse_product(text: str) -> tuple[int, int, int]:
     try:
         M, K, N = (int(x) for x in str(text).lower().split("x"))
@@ -281,23 +278,19 @@ def _open_board(port: str, board: Board | None = None):
 
 # ---- build --------------------------------------------------------------------------------
 
-def _add_mac_args(p):
-    p.add_argument("--in", dest="in_fmt", default="e5m2", help="input format (default e5m2)")
-    p.add_argument("--acc", dest="acc_fmt", default="e6m5", help="accumulator format (default e6m5)")
-    p.add_argument("--rounding", default="sr_eager", choices=("rn", "rz", "sr_lazy", "sr_eager"),
-                   help="rounding mode (default sr_eager)")
-    p.add_argument("--rbits", type=int, default=4, help="random bits r for SR (default 4)")
-
-
 def _board_names() -> str:
     return ", ".join(sorted(BOARDS))
 
 
 def _build(args) -> int:
     board = get_board(args.board)
-    cfg = _mac_config(args)
+    cfg = mac_from_args(args)
+    rows = parse_int(args.rows, "--rows", 1)
+    cols = parse_int(args.cols, "--cols", 1)
+    seed = parse_int(args.seed, "--seed", 0, 2**32 - 1)
+    kmax = parse_int(args.kmax, "--kmax", 1)
     build_dir = args.build_dir or board.default_build_dir()
-    desc = board.check(cfg, args.rows, args.cols, seed=args.seed, kmax=args.kmax)
+    desc = board.check(cfg, rows, cols, seed=seed, kmax=kmax)
     bitstream = os.path.join(build_dir, board.bitstream)
     tools = [(var, tool, pkg, os.environ.get(var) or find_tool(tool)) for var, tool, pkg in board.tools]
     missing = [(tool, pkg) for _, tool, pkg, path in tools if not path]
@@ -312,12 +305,13 @@ def _build(args) -> int:
         return 0
     if missing:
         tool, pkg = missing[0]
-        raise ValueError(f"{tool} not found: pip install {pkg}")
+        raise ValueError(f"{tool} not found: pip install {pkg} (or pip install 'srmac[hw]')")
+    check_outputs(dirs=[(build_dir, "--build-dir")])
     for var, _, _, path in tools:
         os.environ.setdefault(var, path)
     print(f"building {board.name}: {desc} in {build_dir} (a few minutes)", flush=True)
     try:
-        board.build(cfg, args.rows, args.cols, seed=args.seed, kmax=args.kmax, build_dir=build_dir)
+        board.build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir)
     except subprocess.CalledProcessError as exc:
         raise ValueError(f"the {board.name} flow failed (exit {exc.returncode}): see the logs "
                          f"in {build_dir}") from None
@@ -336,6 +330,10 @@ _NO_ACCESS = ("libusb_error_access", "permission denied", "access denied")
 def _flash(args) -> int:
     board = get_board(args.board)
     bitstream = args.bitstream or os.path.join(board.default_build_dir(), board.bitstream)
+    timeout = _seconds(args.timeout, "--timeout")
+    if os.path.isdir(bitstream):
+        raise ValueError(f"--bitstream {bitstream} is a folder: give the bitstream file "
+                         f"({board.bitstream})")
     cmd = flash_command(board, bitstream, args.programmer)
     if args.dry_run:
         print(" ".join(_quote(c) for c in cmd))
@@ -346,9 +344,9 @@ def _flash(args) -> int:
     prog = os.path.basename(cmd[0])
     try:
         res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             errors="replace", timeout=args.timeout)
+                             errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise ValueError(f"{prog} did not finish in {args.timeout} s: is the {board.title} "
+        raise ValueError(f"{prog} did not finish in {timeout:g} s: is the {board.title} "
                          "connected?") from None
     except OSError as exc:
         raise ValueError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
@@ -386,8 +384,9 @@ def _run(args) -> int:
     if not args.port:
         raise ValueError(f"`srmac run` needs --port, the board's serial device (the {board.title} "
                          f"UART is usually {board.serial_hint})")
-    cfg = _mac_config(args)
+    cfg = mac_from_args(args)
     shape = _parse_product(args.shape)
+    seed = parse_int(args.seed, "--seed", 0, 2**64 - 1)
     acc = _open_board(args.port, board)
     info = acc.info
     want = (cfg.in_fmt.width, cfg.acc_fmt.width, cfg.rounding, cfg.rbits or 0)
@@ -396,7 +395,7 @@ def _run(args) -> int:
         raise ValueError(f"the board runs {got[0]}-bit inputs, {got[1]}-bit accumulators, "
                          f"{got[2]} r={got[3]}, not {cfg.spec()}: pass the --in/--acc/--rounding/"
                          "--rbits it was built with")
-    bad = _check_product(acc, cfg, shape, args.seed, info["rows"], info["cols"], info["seed"],
+    bad = _check_product(acc, cfg, shape, seed, info["rows"], info["cols"], info["seed"],
                          label=f"{board.name} (PE seed {info['seed']})")
     if bad:
         print("note: the board's PE generators continue across runs; reset it before each "
@@ -407,82 +406,163 @@ def _run(args) -> int:
 # ---- legacy `srmac board sim|run|build` ---------------------------------------------------
 
 def _board(args) -> int:
-    import ref
     from hwgen.array_export import parse_shape
 
-    cfg = ref.parse_mac(args.mac)
+    cfg = mac_from_args(args)
     R, C = parse_shape(args.array)
+    seed = parse_int(args.seed, "--seed", 0, 2**32 - 1)
+    kmax = parse_int(args.kmax, "--kmax", 1)
+    for flag, value, actions in (("--build-dir", args.build_dir, ("build",)),
+                                 ("--port", args.port, ("run",)),
+                                 ("--shape", args.shape, ("sim", "run"))):
+        if value is not None and args.action not in actions:
+            raise ValueError(f"{flag} is for `srmac board {' or '.join(actions)}`, "
+                             f"not `board {args.action}`")
     if args.action == "build":
         board = BOARDS["icebreaker"]
-        board.check(cfg, R, C, seed=args.seed, kmax=args.kmax or 256)
-        board.build(cfg, R, C, seed=args.seed, kmax=args.kmax or 256, build_dir=args.build_dir)
-        print(f"built {os.path.join(args.build_dir, board.bitstream)}")
+        build_dir = args.build_dir or board.default_build_dir()
+        board.check(cfg, R, C, seed=seed, kmax=kmax or 256)
+        check_outputs(dirs=[(build_dir, "--build-dir")])
+        board.build(cfg, R, C, seed=seed, kmax=kmax or 256, build_dir=build_dir)
+        print(f"built {os.path.join(build_dir, board.bitstream)}")
         return 0
-    shape = _parse_product(args.shape)
+    shape = _parse_product(args.shape or "3x6x2")
     if args.action == "sim":
         from .core import BoardTop
         from .host import Accelerator
         from .sim import SimTransport
 
-        acc = Accelerator(SimTransport(BoardTop(cfg, R, C, seed=args.seed, kmax=args.kmax or 8,
+        acc = Accelerator(SimTransport(BoardTop(cfg, R, C, seed=seed, kmax=kmax or 8,
                                                 divisor=4)))
     else:
         if not args.port:
             raise ValueError("`srmac board run` needs --port (the board's serial device)")
         acc = _open_board(args.port)
     info = acc.info
-    if (info["rows"], info["cols"], info["seed"]) != (R, C, args.seed):
+    if (info["rows"], info["cols"], info["seed"]) != (R, C, seed):
         raise ValueError(f"the board is {info['rows']}x{info['cols']} seed {info['seed']}: "
                          "pass matching --array and --seed")
-    bad = _check_product(acc, cfg, shape, 1, R, C, args.seed, label="board")
+    bad = _check_product(acc, cfg, shape, 1, R, C, seed, label="board")
     return 1 if bad else 0
+
+
+def _seconds(text, what: str) -> float:
+    """A positive number of seconds from the command line (one-line ValueError otherwise)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"cannot read {what} {text!r}: expected seconds, e.g. 120") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{what} must be a positive number of seconds, got {text}")
+    return value
 
 
 # ---- registration -------------------------------------------------------------------------
 
+_BUILD_EPILOG = """\
+examples:
+  srmac build --board icebreaker --rows 2 --cols 2 --mac e5m2:e6m5:sr_eager:4
+  srmac build --board ulx3s-85f --rows 8 --cols 8 --rounding rn --dry-run
+  srmac build --rows 1 --cols 1 --rounding rn --kmax 16 --build-dir build/ice1x1
+
+The bitstream lands in <build-dir>/srmac_array.bin (.bit on an ECP5); `srmac
+flash` writes it to the board, `srmac run` checks it against ref.array.
+"""
+
+_FLASH_EPILOG = """\
+examples:
+  srmac flash --board icebreaker --dry-run         # print the programmer command
+  srmac flash --board ulx3s-85f --bitstream build/ulx3s-85f/srmac_array.bit
+  srmac flash --programmer iceprog --timeout 60
+
+No board or no programmer gives one line and exit status 2.
+"""
+
+_RUN_EPILOG = """\
+examples:
+  srmac run --port /dev/ttyUSB1
+  srmac run --port /dev/ttyUSB1 --shape 4x64x4 --seed 3 --mac e5m2:e6m5:sr_eager:4
+
+The board must be fresh from reset (its PE generators continue across runs);
+exit status 1 when any output differs from ref.array.
+"""
+
+_BOARD_EPILOG = """\
+examples:
+  srmac board sim --shape 3x6x2
+  srmac board sim --array 1x2 --mac e4m3:fp16:sr_lazy:8 --kmax 4 --shape 2x9x2
+  srmac board run --port /dev/ttyUSB1 --array 2x2     # the same as `srmac run`
+
+sim drives the board top in Amaranth's simulator through the host driver over a
+simulated UART; `board run` and `board build` are the older spellings of
+`srmac run` and `srmac build`.
+"""
+
+
+def _parser(sub, name, help_, description, epilog):
+    return sub.add_parser(name, help=help_, description=textwrap.fill(description, 79),
+                          epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def register(sub):
     boards = _board_names()
 
-    p = sub.add_parser("build", help=f"build the array bitstream for an FPGA board ({boards})")
+    p = _parser(sub, "build", f"build the array bitstream for an FPGA board ({boards})",
+                "Build the output-stationary array of SR MACs behind its UART link as a "
+                "bitstream for an FPGA board with the open YoWASP tools (yosys, nextpnr, "
+                "icepack / ecppack); --dry-run checks the configuration and prints the plan.",
+                _BUILD_EPILOG)
     p.add_argument("--board", default="icebreaker", help=f"board: {boards} (default icebreaker)")
-    p.add_argument("--rows", type=int, default=2, help="array rows R (default 2)")
-    p.add_argument("--cols", type=int, default=2, help="array columns C (default 2)")
-    _add_mac_args(p)
-    p.add_argument("--seed", type=int, default=0, help="PE generator seed built in (default 0)")
-    p.add_argument("--kmax", type=int, default=256, help="K per RUN command (default 256)")
+    p.add_argument("--rows", default="2", metavar="R", help="array rows R (default 2)")
+    p.add_argument("--cols", default="2", metavar="C", help="array columns C (default 2)")
+    add_mac_arguments(p)
+    p.add_argument("--seed", default="0", metavar="S",
+                   help="PE generator seed built in (default 0)")
+    p.add_argument("--kmax", default="256", metavar="K", help="K per RUN command (default 256)")
     p.add_argument("--build-dir", default=None, help="build folder (default build/<board>)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, run no tool")
     p.set_defaults(func=_build)
 
-    p = sub.add_parser("flash", help="write a bitstream to the board (openFPGALoader, iceprog "
-                                     "or fujprog)")
+    p = _parser(sub, "flash", "write a bitstream to the board (openFPGALoader, iceprog or fujprog)",
+                "Write a bitstream made by `srmac build` to the board with the first installed "
+                "programmer (openFPGALoader, iceprog for the iCEBreaker, fujprog for the "
+                "ULX3S); --dry-run prints the command.", _FLASH_EPILOG)
     p.add_argument("--board", default="icebreaker", help=f"board: {boards} (default icebreaker)")
     p.add_argument("--bitstream", default=None,
                    help="bitstream file (default build/<board>/srmac_array.bin, .bit on an ECP5)")
     p.add_argument("--programmer", default="auto",
                    help="openFPGALoader, iceprog (iCEBreaker), fujprog (ULX3S) or auto "
                         "(the first one installed; default)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up (default 120)")
+    p.add_argument("--timeout", default="120", metavar="SECONDS",
+                   help="seconds before giving up (default 120)")
     p.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
     p.set_defaults(func=_flash)
 
-    p = sub.add_parser("run", help="run a random product on the board and check it against ref.array")
+    p = _parser(sub, "run", "run a random product on the board and check it against ref.array",
+                "Send a random matrix product to the array board over its serial port "
+                "(boards.host.Accelerator) and compare every output code with the golden "
+                "model of the array (ref.array.ArrayModel).", _RUN_EPILOG)
     p.add_argument("--port", default=None, help="serial device of the board (e.g. /dev/ttyUSB1)")
     p.add_argument("--board", default="icebreaker", help=f"board: {boards} (default icebreaker)")
     p.add_argument("--shape", default="3x6x2", help="product MxKxN (default 3x6x2)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", default="0", metavar="S",
                    help="seed of the random inputs (default 0; the PE seed is read from the board)")
-    _add_mac_args(p)
+    add_mac_arguments(p)
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("board", help="array board prototype: simulate (sim); run and build are "
-                                     "`srmac run` and `srmac build`")
+    p = _parser(sub, "board", "array board prototype: simulate (sim); run and build are "
+                              "`srmac run` and `srmac build`",
+                "The array board prototype: `board sim` runs a random product through the "
+                "board top in simulation, bit by bit over a simulated UART, and checks it "
+                "against ref.array.", _BOARD_EPILOG)
     p.add_argument("action", choices=("sim", "run", "build"))
-    p.add_argument("--mac", default="e5m2:e6m5:sr_eager:4", help="MAC spec (default e5m2:e6m5:sr_eager:4)")
+    add_mac_arguments(p)
     p.add_argument("--array", default="2x2", help="array shape ROWSxCOLS (default 2x2)")
-    p.add_argument("--seed", type=int, default=0, help="PE generator seed (default 0)")
-    p.add_argument("--kmax", type=int, default=None, help="K per RUN (default 8 in sim, 256 on a board)")
-    p.add_argument("--shape", default="3x6x2", help="product MxKxN for sim/run (default 3x6x2)")
+    p.add_argument("--seed", default="0", metavar="S", help="PE generator seed (default 0)")
+    p.add_argument("--kmax", default=None, metavar="K",
+                   help="K per RUN (default 8 in sim, 256 on a board)")
+    p.add_argument("--shape", default=None, help="product MxKxN for sim/run (default 3x6x2)")
     p.add_argument("--port", default=None, help="serial port for `run` (e.g. /dev/ttyUSB1)")
-    p.add_argument("--build-dir", default="build/icebreaker", help="build folder for `build`")
+    p.add_argument("--build-dir", default=None,
+                   help="build folder for `build` (default build/icebreaker)")
     p.set_defaults(func=_board)

@@ -35,6 +35,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ref import outputs
+from ref.plotting import save_figure
+
 __all__ = ["Point", "shapes", "search_largest", "board_probe", "cached_points", "START", "summary_rows", "write_csv",
            "write_markdown", "plot", "TARGET_MHZ", "POINT_COLUMNS", "SUMMARY_COLUMNS"]
 
@@ -333,7 +336,7 @@ def board_probe(board_name: str, cfg, results_dir: str | os.PathLike, *, kmax: i
                     execute=False, constraint_hz=target_hz)
         code, seconds = _run_script(d, timeout)
         point = parse_build(d, board.family, board.name, spec, rows, cols, code, seconds)
-        cached.write_text(json.dumps({"key": want, "point": asdict(point)}, indent=1))
+        outputs.write_text(cached, json.dumps({"key": want, "point": asdict(point)}, indent=1))
         return point
 
     return probe
@@ -381,14 +384,8 @@ def summary_rows(results: list[tuple[Point | None, Point | None, list[Point]]]) 
 
 
 def write_csv(path: str | os.PathLike, rows: list[dict], columns: list[str]) -> None:
-    import csv
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k, "")) for k in columns})
+    """``rows`` as CSV with ``columns``, written atomically (:func:`ref.outputs.write_csv`)."""
+    outputs.write_csv(path, rows, columns)
 
 
 def _fmt(v, nd=1) -> str:
@@ -422,8 +419,7 @@ def write_markdown(path: str | os.PathLike, summary: list[dict], command: str = 
     text = "\n".join(lines) + "\n"
     if command:
         text += f"\nReproduce: `{command}`\n"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
+    outputs.write_text(path, text)
     return text
 
 
@@ -471,5 +467,4 @@ def plot(path: str | os.PathLike, points: list[Point], summary: list[dict]) -> N
         ax2.set_yscale("log")
         ax2.set_ylim(min(v for v in vals if v) / 2, max(vals) * 4)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)

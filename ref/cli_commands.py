@@ -18,6 +18,8 @@ import math
 import textwrap
 from fractions import Fraction
 
+from .cli import add_mac_arguments, mac_from_args, parse_int, parse_value, table
+
 __all__ = ["register", "parse_value", "parse_int", "format_code_bits", "describe_format", "table"]
 
 #: SR distributions are enumerated exactly up to this many random-word bits.
@@ -45,44 +47,6 @@ def _parser(sub, name, help_, description, epilog):
     )
 
 
-def parse_value(text: str, what: str = "value") -> float:
-    """A real number from the command line: decimal, hex float (``0x1.8p1``), inf or nan."""
-    s = text.strip()
-    try:
-        return float(s)
-    except ValueError:
-        pass
-    try:
-        if "0x" not in s.lower():  # fromhex would read "abc" as 0xabc
-            raise ValueError(s)
-        return float.fromhex(s)
-    except (ValueError, OverflowError):
-        raise ValueError(
-            f"cannot read {what} {text!r}: expected a decimal number (1.3, -2e-3), "
-            "a hex float (0x1.8p1), inf or nan"
-        ) from None
-
-
-def parse_int(text, what: str, lo: int | None = None, hi: int | None = None) -> int:
-    """An integer from the command line (decimal, ``0x`` hex, ``0b`` binary), range-checked."""
-    if text is None or isinstance(text, int):
-        value = text
-    else:
-        try:
-            value = int(str(text).strip().replace("_", ""), 0)
-        except ValueError:
-            raise ValueError(
-                f"cannot read {what} {text!r}: expected an integer "
-                "(decimal, 0x.. hex or 0b.. binary)"
-            ) from None
-    if value is not None:
-        if lo is not None and value < lo:
-            raise ValueError(f"{what} must be >= {lo}, got {value}")
-        if hi is not None and value > hi:
-            raise ValueError(f"{what} must be <= {hi}, got {value}")
-    return value
-
-
 def format_code_bits(code: int, fmt) -> tuple[str, str]:
     """``("0x3a", "0|0111|010")``: a code in hex and as sign|exponent|mantissa bits."""
     digits = (fmt.width + 3) // 4
@@ -91,14 +55,6 @@ def format_code_bits(code: int, fmt) -> tuple[str, str]:
     man = code & fmt.man_mask
     man_s = f"{man:0{fmt.man_bits}b}" if fmt.man_bits else ""
     return f"0x{code:0{digits}x}", f"{sign}|{exp:0{fmt.exp_bits}b}|{man_s}"
-
-
-def table(headers, rows, indent: str = "") -> str:
-    """Left-aligned plain-text table; columns separated by two spaces."""
-    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(indent + line for line in lines)
 
 
 def describe_format(fmt) -> str:
@@ -293,12 +249,7 @@ def _register_mac(sub):
         "sr_lazy, sr_eager), against the exact value.",
         _MAC_EPILOG,
     )
-    p.add_argument("--in", dest="in_fmt", default="e5m2",
-                   help="input (multiplier) format of a and b (default: e5m2)")
-    p.add_argument("--acc", dest="acc_fmt", default="e6m5",
-                   help="accumulator format of z (default: e6m5)")
-    p.add_argument("--rbits", metavar="R", default="4",
-                   help="random bits r of the SR modes (default: 4)")
+    add_mac_arguments(p, spec=False, rounding=False)  # all four roundings are shown
     p.add_argument("--z", metavar="Z",
                    help="accumulator value (default: 0); must be exact in --acc")
     p.add_argument("--a", metavar="A", help="multiplier value; must be exact in --in")
@@ -366,11 +317,11 @@ def _mac_distribution(z, a, b, cfg):
 
 
 def _cmd_mac(args) -> int:
-    from .config import MAX_RBITS, MacConfig
+    from .config import Rounding
 
-    rbits = parse_int(args.rbits, "--rbits", 1, MAX_RBITS)
-    cfgs = {m: MacConfig(args.in_fmt, args.acc_fmt, m, rbits if m.startswith("sr") else None)
-            for m in ("rn", "rz", "sr_lazy", "sr_eager")}
+    chosen = mac_from_args(args)
+    rbits = chosen.rbits
+    cfgs = {m.value: chosen.replace(rounding=m, rbits=rbits) for m in Rounding}
     base = cfgs["rn"]
     inp, acc = base.in_fmt, base.acc_fmt
     z, a, b = _mac_operands(args, base)
@@ -502,13 +453,25 @@ def _register_rbits(sub):
     return p
 
 
+#: Options of ``rbits --sweep`` (flag, dest), refused with ``--n``.
+_SWEEP_ONLY = (("--in", "in_fmt"), ("--acc", "acc_fmt"), ("--n-min", "n_min"),
+               ("--n-max", "n_max"), ("--rmax", "rmax"), ("--runs", "runs"), ("--dist", "dist"),
+               ("--tol", "tol"), ("--out", "sweep_out"), ("--seed", "seed"), ("--quick", "quick"))
+
+
 def _cmd_rbits(args) -> int:
     from .config import required_rbits
 
+    sweep_opts = [flag for flag, dest in _SWEEP_ONLY if getattr(args, dest) not in (None, False)]
     if args.sweep:
+        if args.explain:
+            raise ValueError("--explain explains --n N; --sweep prints its own table: drop one")
         from .analysis import run_sweep
 
         return run_sweep(args)
+    if sweep_opts:
+        raise ValueError(f"{sweep_opts[0]} is a --sweep option: add --sweep, or drop it "
+                         f"(rbits --n N only prints r)")
     n = parse_int(args.n, "--n", 1)
     r = required_rbits(n)
     print(r)
