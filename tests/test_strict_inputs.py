@@ -392,7 +392,7 @@ def test_decode_at_the_float64_limits_is_exact():
     wide = FloatFormat(11, 10)  # e11m10: values from 2**-1032 to 2**1024
     codes = np.arange(0, wide.num_codes, 97)
     vals = ref.decode(codes, wide)
-    for c, v in zip(codes.tolist(), vals.tolist()):
+    for c, v in zip(codes.tolist(), vals.tolist(), strict=True):
         o = oracle.value_of(c, wide)
         if isinstance(o, Fraction):
             assert Fraction(v) == o, hex(c)
