@@ -115,10 +115,12 @@ def _eager_far(ops, cfg, S, lsb, e_big, d, eff_sub, R, B, m_close, eg_close):
 def mac(z, a, b, cfg: MacConfig, rand=None, *, seed=None):
     """Elementwise MAC on code arrays: ``round(z + a*b)`` for ``cfg.rounding``.
 
-    ``z`` holds accumulator-format codes, ``a`` and ``b`` input-format codes;
-    they broadcast. For the SR modes, ``rand`` holds ``cfg.rand_bits`` random
-    bits per element (R in the low r bits, B above for eager); without it,
-    ``seed`` drives the project PRNG (element n uses PE (n, 0), one step).
+    ``z`` holds accumulator-format codes, ``a`` and ``b`` input-format codes
+    (integer arrays or Python ints); they broadcast. For the SR modes,
+    ``rand`` holds ``cfg.rand_bits`` random bits per element (R in the low r
+    bits, B above for eager), in a shape that broadcasts to the output's
+    without enlarging it; without it, ``seed`` (0..2**64-1) drives the
+    project PRNG (element n uses PE (n, 0), one step).
     Returns accumulator codes (NumPy int64, or torch int64 on the inputs' device).
     """
     from .codec import random_bits
