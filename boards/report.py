@@ -38,6 +38,8 @@ from pathlib import Path
 from ref import outputs
 from ref.plotting import save_figure
 
+from .registry import find_tool, get_board
+
 __all__ = ["Point", "shapes", "search_largest", "board_probe", "cached_points", "START", "summary_rows", "write_csv",
            "write_markdown", "plot", "TARGET_MHZ", "POINT_COLUMNS", "SUMMARY_COLUMNS"]
 
@@ -304,7 +306,6 @@ def board_probe(board_name: str, cfg, results_dir: str | os.PathLike, *, kmax: i
     ``results_dir/<board>/<spec>/<R>x<C>/`` (reusing a cached ``result.json`` of the same
     design unless ``force``) and return its :class:`Point`. ``build=False``: cached
     results only; a size without one is ``"not built"`` (counted as not fitting)."""
-    from .cli import find_tool, get_board
 
     board = get_board(board_name)
     for var, exe, pkg in board.tools:
@@ -346,7 +347,6 @@ def cached_points(results_dir: str | os.PathLike, board_name: str, cfg, *,
                   kmax: int = 256) -> list[Point]:
     """Every cached build of ``cfg`` on ``board_name`` in ``results_dir`` (any size; e.g. from
     an earlier ``--sizes`` run), smallest first."""
-    from .cli import get_board
 
     board = get_board(board_name)
     key = {"version": CACHE_VERSION, "board": board.name, "spec": cfg.spec(), "kmax": kmax,
@@ -396,11 +396,13 @@ def _fmt(v, nd=1) -> str:
     return str(v)
 
 
+_MD_COLUMNS = ("board", "MAC", "largest array", "PEs", "logic cells", "FFs", "BRAM", "DSP",
+               "Fmax (MHz)", "peak MAC/s", "next size up")
+
+
 def write_markdown(path: str | os.PathLike, summary: list[dict], command: str = "") -> str:
-    """The summary as a markdown table (returned and written to ``path``)."""
-    head = ("| board | MAC | largest array | PEs | logic cells | FFs | BRAM | DSP | "
-            "Fmax (MHz) | peak MAC/s | next size up |")
-    lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
+    """The summary as a markdown table (returned and written to ``path`` atomically)."""
+    cells = []
     for r in summary:
         if r.get("rows"):
             size = f"{r['rows']}x{r['cols']}"
@@ -413,10 +415,13 @@ def write_markdown(path: str | os.PathLike, summary: list[dict], command: str = 
         up = f"{r['next_shape']}: {r['next_status']}" if r.get("next_shape") else "not built"
         if r.get("next_message"):
             up += f" ({r['next_message']})"
-        lines.append(f"| {r['board']} | {r['spec']} | {size} | {_fmt(r.get('pes'))} | {lc} | "
-                     f"{_fmt(r.get('ffs'))} | {_fmt(r.get('bram'))} | {_fmt(r.get('dsp'))} | "
-                     f"{_fmt(r.get('fmax_mhz'))} | {macs} | {up} |")
-    text = "\n".join(lines) + "\n"
+        cells.append({
+            "board": r["board"], "MAC": r["spec"], "largest array": size, "PEs": _fmt(r.get("pes")),
+            "logic cells": lc, "FFs": _fmt(r.get("ffs")), "BRAM": _fmt(r.get("bram")),
+            "DSP": _fmt(r.get("dsp")), "Fmax (MHz)": _fmt(r.get("fmax_mhz")), "peak MAC/s": macs,
+            "next size up": up,
+        })
+    text = outputs.markdown_table(cells, _MD_COLUMNS) + "\n"
     if command:
         text += f"\nReproduce: `{command}`\n"
     outputs.write_text(path, text)

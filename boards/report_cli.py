@@ -21,6 +21,9 @@ import textwrap
 from ref.cli import add_mac_arguments, check_outputs, mac_from_args, parse_int
 from ref.config import Rounding
 
+from . import report as R
+from .registry import get_board
+
 __all__ = ["register"]
 
 _ROUNDINGS = ("rn", "rz", "sr_lazy", "sr_eager")
@@ -33,8 +36,6 @@ def _split(text: str) -> list[str]:
 
 
 def _report(args) -> int:
-    from . import report as R
-    from .cli import get_board
 
     if args.force and args.no_build:
         raise ValueError("--force rebuilds and --no-build builds nothing: pick one")

@@ -21,7 +21,7 @@ __all__ = [
     "RegressConfig",
     "MATRIX",
     "BENCH_DIR",
-    "simulator_available",
+    "simulator_missing_reason",
     "run_config",
     "run_matrix",
 ]
@@ -86,14 +86,14 @@ MATRIX = [
 ]
 
 
-def simulator_available() -> str | None:
-    """None when Icarus and cocotb are usable, else the reason."""
+def simulator_missing_reason() -> str | None:
+    """Why the simulator cannot run (a one-line reason), or None when Icarus and cocotb are usable."""
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
-        return "Icarus Verilog (iverilog, vvp) not found on PATH"
+        return "Icarus Verilog (iverilog, vvp) not found on PATH: apt-get install iverilog"
     try:
         import cocotb_tools.runner  # noqa: F401
     except ImportError:
-        return "cocotb is not installed"
+        return "cocotb is not installed: pip install 'srmac[hw]'"
     if not (BENCH_DIR / "mac_bench.py").exists():
         return f"bench {BENCH_DIR / 'mac_bench.py'} not found (run from a source checkout)"
     return None
@@ -104,7 +104,7 @@ def run_config(rc: RegressConfig, ops: int, build_dir: str | os.PathLike, *, see
     from .export import to_verilog
     from .mac import MacUnit
 
-    why = simulator_available()
+    why = simulator_missing_reason()
     if why:
         raise ValueError(f"cannot run the regression: {why}")
     # Absolute: the simulator runs with the build folder as its working directory.
@@ -206,3 +206,8 @@ def run_matrix(ops: int, *, names=None, build_dir="build/regress", seed: int = 1
         if on_result is not None:
             on_result(results[-1])
     return results
+
+
+#: The old name (it returned a reason when the simulator was *missing*), kept while other
+#: branches still import it.
+simulator_available = simulator_missing_reason

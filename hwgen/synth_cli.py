@@ -443,30 +443,31 @@ def read_csv(path) -> list[dict]:
     return rows
 
 
+_MD_COLUMNS = ("MAC", "rounding", "r", "LUT4", "carry", "FF", "logic cells (wrapped)", "Fmax MHz",
+               "levels", "path ns (logic + routing)", "critical path")
+
+
 def markdown_table(rows: list[dict]) -> str:
     """One line per configuration: area of the MAC alone, Fmax and the critical path."""
-    head = (
-        "| MAC | rounding | r | LUT4 | carry | FF | logic cells (wrapped) | Fmax MHz | "
-        "levels | path ns (logic + routing) | critical path |"
-    )
-    lines = [head, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    cells = []
     for r in rows:
-        mac = f"{r.get('in_fmt')} -> {r.get('acc_fmt')}"
-        rb = r.get("rbits") or "-"
+        cell = {"MAC": f"{r.get('in_fmt')} -> {r.get('acc_fmt')}", "rounding": r.get("rounding"),
+                "r": r.get("rbits") or "-"}
         if r.get("error"):
-            lines.append(
-                f"| {mac} | {r.get('rounding')} | {rb} | error: {r['error'][:80]} | | | | | | | |"
-            )
-            continue
-        fmax = f"{float(r['fmax_mhz']):.2f}" if r.get("fmax_mhz") not in (None, "") else "n/a"
-        lines.append(
-            f"| {mac} | {r['rounding']} | {rb} | {r['dut_luts']} | {r['dut_carry']} "
-            f"| {r['dut_ffs']} "
-            f"| {r['logic_cells']} | {fmax} | {r['crit_levels']} | {float(r['crit_ns']):.1f} "
-            f"({float(r['crit_logic_ns']):.1f} + {float(r['crit_routing_ns']):.1f}) "
-            f"| `{r['crit_start']}` -> `{r['crit_end']}` |"
-        )
-    return "\n".join(lines)
+            cell["LUT4"] = f"error: {r['error'][:80]}"
+        else:
+            fmax = r.get("fmax_mhz")
+            cell.update({
+                "LUT4": r["dut_luts"], "carry": r["dut_carry"], "FF": r["dut_ffs"],
+                "logic cells (wrapped)": r["logic_cells"],
+                "Fmax MHz": "n/a" if fmax in (None, "") else f"{float(fmax):.2f}",
+                "levels": r["crit_levels"],
+                "path ns (logic + routing)": f"{float(r['crit_ns']):.1f} "
+                f"({float(r['crit_logic_ns']):.1f} + {float(r['crit_routing_ns']):.1f})",
+                "critical path": f"`{r['crit_start']}` -> `{r['crit_end']}`",
+            })
+        cells.append(cell)
+    return outputs.markdown_table(cells, _MD_COLUMNS, align="llrrrrrrrrl")
 
 
 def plot_sweep(rows: list[dict], path, title: str = "") -> None:

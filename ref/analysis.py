@@ -49,6 +49,7 @@ smaller still since every r reuses the same data and random words).
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 from dataclasses import dataclass, field
@@ -57,10 +58,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .chain import matmul
 from .cli import add_mac_arguments, check_outputs, mac_from_args
 from .codec import decode, encode
 from .config import MAX_RBITS, MacConfig, required_rbits
 from .formats import parse_format
+from .mac import mac
 from .outputs import check_writable_dir
 from .outputs import write_csv as _write_csv
 from .plotting import save_figure, subplots
@@ -185,8 +188,6 @@ def exact_fraction(a_codes, b_codes, in_fmt) -> Fraction:
 
 def chain_prefix(A, B, cfg: MacConfig, seed: int, ns, progress=None):
     """``{n: accumulator codes (M, N)}`` at every checkpoint n, in one pass of ``ref.matmul``."""
-    from .chain import matmul
-
     z = state = None
     out, k0 = {}, 0
     for n in sorted(ns):
@@ -395,8 +396,6 @@ def sr_bias_exact(z, a, b, cfg: MacConfig):
     input codes (1-D, same length). Returns a float64 array (exact to float64
     rounding of the final ratio); the ulp is that of the exact sum's binade.
     """
-    from .mac import mac
-
     if not cfg.is_sr:
         raise ValueError(f"sr_bias_exact needs an SR rounding, got {cfg.rounding!r}")
     if cfg.rand_bits > 16:
@@ -537,8 +536,6 @@ def run_sweep(args) -> int:
 
 def main(argv=None) -> int:
     """``python -m ref.analysis [options]``: the sweep without the ``srmac`` front end."""
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m ref.analysis", description=run_sweep.__doc__)
     add_sweep_arguments(p)
     args = p.parse_args(argv)

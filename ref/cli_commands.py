@@ -18,7 +18,16 @@ import math
 import textwrap
 from fractions import Fraction
 
+import numpy as np
+
+from . import demo
+from .analysis import add_sweep_arguments, run_sweep
+from .backend import NumpyOps
 from .cli import add_mac_arguments, mac_from_args, parse_int, parse_value, table
+from .codec import decode, encode, random_bits
+from .config import MAX_RBITS, Rounding, required_rbits
+from .formats import parse_format
+from .mac import mac
 
 __all__ = ["register", "parse_value", "parse_int", "format_code_bits", "describe_format", "table"]
 
@@ -90,8 +99,6 @@ def _ulp(x: Fraction, fmt) -> Fraction:
 
 
 def _decode1(code: int, fmt) -> float:
-    from .codec import decode
-
     return float(decode(code, fmt))
 
 
@@ -145,12 +152,6 @@ def _sr_neighbours(x: float, fmt):
 
 
 def _cmd_quantize(args) -> int:
-    import numpy as np
-
-    from .codec import decode, encode
-    from .config import MAX_RBITS
-    from .formats import parse_format
-
     fmt = parse_format(args.fmt)
     values = [parse_value(v) for v in args.values]
     seed = parse_int(args.seed, "--seed", 0)
@@ -188,10 +189,6 @@ def _cmd_quantize(args) -> int:
 
 
 def _sr_sample_row(text, x, fmt, rbits, seed, samples):
-    import numpy as np
-
-    from .codec import encode
-
     if not math.isfinite(x):
         return [text, "-", "-", "-", "-", "-", "-"]
     down, up, f = _sr_neighbours(x, fmt)
@@ -263,8 +260,6 @@ def _register_mac(sub):
 
 def _exact_code(text: str, fmt, flag: str) -> int:
     """The code of a value given on the command line, which must be representable."""
-    from .codec import encode
-
     x = parse_value(text, flag)
     if math.isnan(x) and not fmt.has_nan:
         raise ValueError(f"{flag} {text}: {fmt.name} has no NaN")
@@ -300,12 +295,6 @@ def _mac_operands(args, cfg) -> tuple[int, int, int]:
 
 def _mac_distribution(z, a, b, cfg):
     """{result code: count} over all (or, above MAX_ENUM_BITS, 2**20 sampled) random words."""
-    import numpy as np
-
-    from .backend import NumpyOps
-    from .codec import random_bits
-    from .mac import mac
-
     bits = cfg.rand_bits
     if bits <= MAX_ENUM_BITS:
         words, sampled = np.arange(1 << bits, dtype=np.int64), False
@@ -317,8 +306,6 @@ def _mac_distribution(z, a, b, cfg):
 
 
 def _cmd_mac(args) -> int:
-    from .config import Rounding
-
     chosen = mac_from_args(args)
     rbits = chosen.rbits
     cfgs = {m.value: chosen.replace(rounding=m, rbits=rbits) for m in Rounding}
@@ -372,10 +359,6 @@ def _cmd_mac(args) -> int:
 
 
 def _mac_one(z, a, b, cfg, word):
-    import numpy as np
-
-    from .mac import mac
-
     rand = None if word is None else np.int64(word)
     return mac(np.int64(z), np.int64(a), np.int64(b), cfg, rand=rand)
 
@@ -446,7 +429,6 @@ def _register_rbits(sub):
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--n", metavar="N", help="chain length (number of MACs), >= 1")
     p.add_argument("--explain", action="store_true", help="add a line explaining the rule")
-    from .analysis import add_sweep_arguments
 
     add_sweep_arguments(p, sweep_group=target)
     p.set_defaults(func=_cmd_rbits)
@@ -460,13 +442,10 @@ _SWEEP_ONLY = (("--in", "in_fmt"), ("--acc", "acc_fmt"), ("--n-min", "n_min"),
 
 
 def _cmd_rbits(args) -> int:
-    from .config import required_rbits
-
     sweep_opts = [flag for flag, dest in _SWEEP_ONLY if getattr(args, dest) not in (None, False)]
     if args.sweep:
         if args.explain:
             raise ValueError("--explain explains --n N; --sweep prints its own table: drop one")
-        from .analysis import run_sweep
 
         return run_sweep(args)
     if sweep_opts:
@@ -514,8 +493,6 @@ def _register_demo(sub):
 
 
 def _cmd_demo(args) -> int:
-    from . import demo
-
     seeds = parse_int(args.seeds, "--seeds", 1, 100)
     result = demo.run(args.out, quick=args.quick, seeds=seeds, backend=args.backend)
     print(result.report)

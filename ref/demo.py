@@ -38,17 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .chain import matmul, matmul_reference
 from .cli import check_outputs, table
 from .codec import decode, encode
 from .config import MacConfig, required_rbits
 from .formats import E5M2, E6M5
 from .outputs import write_csv
 from .plotting import save_figure, subplots
-
-try:  # the readable loop over k; ref.matmul may dispatch to a compiled path (same codes)
-    from .chain import matmul_reference as _matmul_reference
-except ImportError:  # pragma: no cover - older ref.chain without the dispatcher
-    from .chain import matmul as _matmul_reference
 
 __all__ = ["run", "DemoResult", "SERIES", "DISTRIBUTIONS", "FULL_NS", "QUICK_NS"]
 
@@ -131,11 +127,9 @@ def _exact_prefix(A, B, ns):
 
 def _matmul_fn(backend):
     if backend == "reference":
-        return _matmul_reference
+        return matmul_reference  # the readable loop over k
     if backend == "auto":
-        from .chain import matmul
-
-        return matmul
+        return matmul  # may dispatch to the compiled path (the same codes)
     raise ValueError(f"demo backend must be 'reference' or 'auto', got {backend!r}")
 
 

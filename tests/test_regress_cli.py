@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hwgen.regress import simulator_available
+from hwgen.regress import simulator_missing_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 SRMAC = Path(sys.executable).with_name("srmac")
@@ -30,8 +30,8 @@ def _srmac(cwd, *argv, timeout=600):
 
 
 def test_readme_regress_from_another_directory(tmp_path):
-    if simulator_available():
-        pytest.skip(simulator_available())
+    if simulator_missing_reason():
+        pytest.skip(simulator_missing_reason())
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
     p = _srmac(cwd, "regress", "--ops", "1000", "--configs", "e5m2_e6m5_rn",
@@ -46,8 +46,8 @@ def test_readme_regress_from_another_directory(tmp_path):
 
 def test_regress_names_the_log_when_the_bench_wrote_no_report(tmp_path, monkeypatch, capsys):
     """A run without a report fails and prints the absolute path of its sim.log."""
-    if simulator_available():
-        pytest.skip(simulator_available())
+    if simulator_missing_reason():
+        pytest.skip(simulator_missing_reason())
     from hwgen import regress
     from ref.cli import main
 
