@@ -25,7 +25,7 @@ from __future__ import annotations
 from . import fast
 from .backend import is_torch
 from .chain import dot_operands, matmul_reference
-from .config import MacConfig
+from .config import MacConfig, check_config
 from .fast import device
 
 __all__ = ["matmul", "dot", "choose", "BACKENDS", "PATHS"]
@@ -77,6 +77,7 @@ def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None
     installed and the reference loop otherwise; ``"fast"`` insists on the
     compiled path; ``"reference"`` runs the readable loop.
     """
+    cfg = check_config(cfg, "ref.matmul")
     path = choose(A, B, C, rand, state, backend=backend)
     run = {"reference": matmul_reference, "cpu": fast.matmul, "device": device.matmul}[path]
     return run(A, B, cfg, C, seed=seed, rand=rand, state=state, return_state=return_state)
@@ -88,5 +89,6 @@ def dot(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None, backend: str 
     ``rand``, if given, is a length-n array of random words. Returns a 0-d code.
     ``backend`` as in :func:`matmul`.
     """
+    cfg = check_config(cfg, "ref.dot")
     A, B, C, R = dot_operands(a, b, z, rand)
     return matmul(A, B, cfg, C, seed=seed, rand=R, backend=backend)[0, 0]

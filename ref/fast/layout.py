@@ -10,6 +10,7 @@ RN, RZ, SR_LAZY, SR_EAGER = 0, 1, 2, 3
 SPEC_IEEE, SPEC_FN, SPEC_NONE = 0, 1, 2
 # input class bits
 C_NAN, C_INF, C_ZERO = 1, 2, 4
-# decoded exponent of a zero (or NaN / infinity) operand: so far below every format's emin that
-# a product with it needs no test (the narrow kernels' sum of two stays above -2**24)
+# decoded exponent of a zero (or NaN / infinity) operand: far below every exponent of the formats
+# the narrow kernels take (|e| < 2**20), so a product with it needs no zero test there (a sum of
+# two stays above their NO_EXP, -2**24); the wide kernels test the significand instead
 ZERO_EXP = -(1 << 22)

@@ -96,8 +96,9 @@ def product32(sa, siga, expa, sb, sigb, expb):
 
     The exponent is that of the leading one. A zero operand is decoded with the
     exponent ``layout.ZERO_EXP`` (``ref.fast.plan``), so a zero product's
-    exponent is below ``-2**21``: far below every exponent a value can have,
-    which is all the MAC needs of it (as of ``NO_EXP32``).
+    exponent is below ``-2**21``: far below every exponent a value of a
+    narrow configuration can have (``|e| < 2**20``), which is all the MAC
+    needs of it (as of ``NO_EXP32``).
     """
     ps = I(sa ^ sb)
     psig = I(siga * sigb)
