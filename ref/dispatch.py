@@ -57,8 +57,9 @@ def choose(A, B, C=None, rand=None, state=None, *, backend: str = "auto") -> str
         return "reference"
     if kinds - {"cpu"}:
         if backend == "fast":
-            raise ValueError(f"backend='fast' runs on the CPU or a CUDA GPU, not on "
-                             f"{', '.join(sorted(kinds - {'cpu'}))} tensors")
+            others = ", ".join(repr(k) for k in sorted(kinds - {"cpu"}))
+            raise ValueError(f"backend='fast' runs on the CPU or a CUDA GPU, not on the {others} "
+                             "device")
         return "reference"
     if fast.available(*arrays):
         return "cpu"
