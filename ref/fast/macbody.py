@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (templates: the names they use are bound per target by bind_all)
 """The MAC bodies of the fast paths, written once for the CPU (numba) and the GPU (Triton).
 
 Each function here is one step of :func:`ref.mac.mac_step` on already decoded
