@@ -1,8 +1,8 @@
 """8N1 UART receiver and transmitter with byte streams (``amaranth.lib.stream``).
 
 ``divisor`` = clock cycles per bit (e.g. 12 MHz / 115200 baud = 104; the
-simulated transport uses a small one). The receiver has no back-pressure:
-its ``valid`` pulses for one cycle per byte (the consumer must always be ready).
+simulated transport uses a small one). The receiver has no back-pressure: its
+stream is ``always_ready`` and ``valid`` pulses for one cycle per byte.
 """
 
 from __future__ import annotations
@@ -11,21 +11,30 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["UartRx", "UartTx"]
+__all__ = ["UartRx", "UartTx", "check_divisor"]
 
 
-def _check_divisor(divisor):
+def check_divisor(divisor):
+    """ValueError unless ``divisor`` is a usable number of clock cycles per bit."""
     if not isinstance(divisor, int) or divisor < 4:
         raise ValueError(f"UART divisor must be an integer >= 4 clock cycles per bit, got {divisor!r}")
 
 
 class UartRx(wiring.Component):
-    """Ports: ``rx`` In(1) (line, idle high), ``data`` Out(stream of 8-bit bytes)."""
+    """8N1 receiver: samples each bit in its middle; a byte whose stop bit is low is dropped.
+
+    Members
+    -------
+    rx : ``In(1, init=1)``
+        The line (idle high).
+    data : ``Out(stream.Signature(8, always_ready=True))``
+        Received bytes, one ``valid`` cycle each.
+    """
 
     def __init__(self, divisor: int):
-        _check_divisor(divisor)
+        check_divisor(divisor)
         self.divisor = divisor
-        super().__init__({"rx": In(1, init=1), "data": Out(stream.Signature(8))})
+        super().__init__({"rx": In(1, init=1), "data": Out(stream.Signature(8, always_ready=True))})
 
     def elaborate(self, platform):
         m = Module()
@@ -52,10 +61,18 @@ class UartRx(wiring.Component):
 
 
 class UartTx(wiring.Component):
-    """Ports: ``data`` In(stream of 8-bit bytes), ``tx`` Out(1) (line, idle high)."""
+    """8N1 transmitter.
+
+    Members
+    -------
+    data : ``In(stream.Signature(8))``
+        Bytes to send; ``ready`` while the line is idle.
+    tx : ``Out(1, init=1)``
+        The line (idle high).
+    """
 
     def __init__(self, divisor: int):
-        _check_divisor(divisor)
+        check_divisor(divisor)
         self.divisor = divisor
         super().__init__({"data": In(stream.Signature(8)), "tx": Out(1, init=1)})
 
