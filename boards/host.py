@@ -99,7 +99,9 @@ class Accelerator:
     def _exchange(self, frame: bytes, seq: int, length: int | None) -> bytes:
         """Send ``frame`` once; the payload of its OK reply (``length`` bytes, None: any)."""
         self.port.write(frame)
-        most = P.IDENT_LENGTH if length is None else length
+        # the longest reply the board sends (IDENT of any version, READ_C): a longer header is
+        # garbled; a stale reply is read whole and dropped by its sequence number
+        most = max(255, P.reply_length(P.READ_C, self.info["rows"], self.info["cols"]))
         while True:
             rep = self._read_reply(most)
             if rep.seq != seq:  # late or duplicated: the answer to an earlier frame
@@ -111,8 +113,11 @@ class Accelerator:
                 raise StateError(f"board error {rep.status}: {P.ERRORS[rep.status]}")
             if rep.status != P.OK:
                 raise BoardError(f"board replied with unknown status {rep.status}")
-            if length is not None and len(rep.payload) != length:
-                raise _LinkFault(f"reply payload of {len(rep.payload)} bytes, {length} expected")
+            want = length
+            if length is None and rep.payload[:5] == P.IDENT_MAGIC + bytes([P.VERSION]):
+                want = P.IDENT_LENGTH  # an IDENT of this version has this version's length
+            if want is not None and len(rep.payload) != want:
+                raise _LinkFault(f"reply payload of {len(rep.payload)} bytes, {want} expected")
             return rep.payload
 
     def command(self, cmd: int, payload: bytes = b"", *, length: int | None = 0) -> bytes:

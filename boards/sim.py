@@ -33,7 +33,7 @@ __all__ = ["SimTransport", "ModelTransport", "FaultyLink", "Fault", "FAULTS", "L
 
 _PERIOD = 1e-6  # simulated clock period (s); only ratios matter
 #: How long the host waits for a byte before it gives up (byte times; a serial port's timeout).
-HOST_TIMEOUT_BYTE_TIMES = 48
+HOST_TIMEOUT_BYTE_TIMES = 12
 #: A stalled link: quiet for this many byte times (three times the board's frame timeout).
 STALL_BYTE_TIMES = 3 * P.TIMEOUT_BYTE_TIMES
 
@@ -124,9 +124,9 @@ class SimTransport:
             idle += chunk if not self._out else 0
         return bytes(out)
 
-    def flush_input(self):
+    def drain(self) -> bytes:
         """Send what is queued, wait until nothing arrives for longer than the board's frame
-        timeout, drop what arrived."""
+        timeout; return (and forget) what arrived."""
         while self._out:
             self._step(self.byte_cycles)
         quiet = self.top.core.timeout + 2 * self.byte_cycles
@@ -135,7 +135,13 @@ class SimTransport:
             self._step(quiet)
             if self.received == before:
                 break
+        out = bytes(self._in)
         self._in.clear()
+        return out
+
+    def flush_input(self):
+        """Wait until the link is quiet, drop what arrived."""
+        self.drain()
 
 
 class ModelTransport:

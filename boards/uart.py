@@ -21,7 +21,8 @@ def check_divisor(divisor):
 
 
 class UartRx(wiring.Component):
-    """8N1 receiver: samples each bit in its middle; a byte whose stop bit is low is dropped.
+    """8N1 receiver: samples each bit in its middle; a byte whose stop bit is low is dropped
+    and the receiver waits for the line to go high before it looks for the next start bit.
 
     Members
     -------
@@ -45,16 +46,19 @@ class UartRx(wiring.Component):
         bits = Signal(range(10))
         shreg = Signal(8)
         busy = Signal()
+        broken = Signal()  # after a low stop bit: wait for the line to go idle (high)
         m.d.sync += self.data.valid.eq(0)
         with m.If(~busy):
-            with m.If(~line):  # start bit: sample the data bits in their middles
+            with m.If(line):
+                m.d.sync += broken.eq(0)
+            with m.Elif(~broken):  # start bit: sample the data bits in their middles
                 m.d.sync += [busy.eq(1), timer.eq(d + d // 2 - 1), bits.eq(0)]
         with m.Elif(timer != 0):
             m.d.sync += timer.eq(timer - 1)
         with m.Elif(bits < 8):
             m.d.sync += [shreg.eq(Cat(shreg[1:], line)), bits.eq(bits + 1), timer.eq(d - 1)]
-        with m.Else():  # stop bit sample: deliver if high (else a framing error: dropped)
-            m.d.sync += busy.eq(0)
+        with m.Else():  # stop bit sample: deliver if high, else a framing error: dropped
+            m.d.sync += [busy.eq(0), broken.eq(~line)]
             with m.If(line):
                 m.d.sync += [self.data.payload.eq(shreg), self.data.valid.eq(1)]
         return m
