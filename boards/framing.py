@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 from . import protocol as P
 
 __all__ = ["crc16_next", "ReplyKind", "PAYLOAD_BYTE", "FRAME_END", "REPLY_REQUEST",
-           "FrameReceiver", "ReplyTransmitter", "acc_addr_width"]
+           "FrameReceiver", "ReplyTransmitter", "acc_addr_width", "acc_address"]
 
 
 def crc16_next(crc, byte):
@@ -52,6 +52,12 @@ REPLY_REQUEST = data.StructLayout({"seq": 8, "status": 3, "kind": ReplyKind, "ba
 def acc_addr_width(rows: int) -> int:
     """Address bits of the accumulator memory: the row, then the bank (two banks of rows)."""
     return max(1, (rows - 1).bit_length()) + 1
+
+
+def acc_address(row, bank, rows: int):
+    """The accumulator memory address of ``row`` (any width, even 0 bits) in ``bank``."""
+    rw = acc_addr_width(rows) - 1
+    return Cat(Cat(row, Const(0, rw))[:rw], bank)
 
 
 class FrameReceiver(wiring.Component):
@@ -222,8 +228,7 @@ class ReplyTransmitter(wiring.Component):
         row = Signal(range(R))
         rb = Signal(range(2 * C))  # byte within the row
         row_done = sent & (rb == 2 * C - 1)
-        rw = acc_addr_width(R) - 1
-        m.d.comb += self.acc_read.addr.eq(Cat(Mux(row_done, row + 1, row)[:rw], req.bank))
+        m.d.comb += self.acc_read.addr.eq(acc_address(Mux(row_done, row + 1, row), req.bank, R))
         lanes = [self.acc_read.data[j * wa:(j + 1) * wa] for j in range(C)]
         row_bytes = Array(b for lane in lanes for b in (lane[:8], Cat(lane[8:], Const(0, 16))[:8]))
         ident = Array(Const(b, 8) for b in self.ident)

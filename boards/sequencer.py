@@ -25,7 +25,8 @@ from hwgen.array import a_layout, b_layout, c_in_layout, c_out_layout
 from ref.config import MacConfig
 
 from . import protocol as P
-from .framing import FRAME_END, PAYLOAD_BYTE, REPLY_REQUEST, ReplyKind, acc_addr_width
+from .framing import (FRAME_END, PAYLOAD_BYTE, REPLY_REQUEST, ReplyKind, acc_addr_width,
+                      acc_address)
 
 __all__ = ["Sequencer"]
 
@@ -127,7 +128,7 @@ class Sequencer(wiring.Component):
                         m.d.sync += [lo.eq(p.data), half.eq(1), lane.eq(lane_now),
                                      word.eq(word_now)]
                     with m.Else():
-                        m.d.comb += [c_wr.addr.eq(Cat(word_now[:rw], ~live)),
+                        m.d.comb += [c_wr.addr.eq(acc_address(word_now, ~live, R)),
                                      c_wr.data.eq(Cat(lo, p.data)[:wa].replicate(C)),
                                      c_wr.en.eq(lane_enables(C))]
                         m.d.sync += half.eq(0)
@@ -139,7 +140,7 @@ class Sequencer(wiring.Component):
         c_next = self.c_in.valid & self.c_in.ready
         ab_next = self.a.valid & self.a.ready
         m.d.comb += [
-            c_rd.addr.eq(Cat(Mux(c_next, row + 1, row)[:rw], live)),
+            c_rd.addr.eq(acc_address(Mux(c_next, row + 1, row), live, R)),
             a_rd.addr.eq(Mux(ab_next, kread + 1, kread)),
             b_rd.addr.eq(Mux(ab_next, kread + 1, kread)),
             self.c_in.payload.data.as_value().eq(c_rd.data),
@@ -212,7 +213,7 @@ class Sequencer(wiring.Component):
             with m.State("RUN_OUT"):
                 m.d.comb += self.c_out.ready.eq(1)
                 with m.If(self.c_out.valid):
-                    m.d.comb += [c_wr.addr.eq(Cat(row[:rw], live)),
+                    m.d.comb += [c_wr.addr.eq(acc_address(row, live, R)),
                                  c_wr.data.eq(self.c_out.payload.data.as_value()),
                                  c_wr.en.eq(Const(-1, C))]
                     m.d.sync += row.eq(Mux(row == R - 1, 0, row + 1))
