@@ -36,13 +36,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from ref.array import ArrayModel, tile_plan
-from ref.config import MacConfig
-from ref.config import parse_mac
+from ref.config import MacConfig, parse_mac
 
 from . import protocol as P
 from .host import Accelerator, BoardError
-from .sim import (FAULTS, HOST_TIMEOUT_BYTE_TIMES, Fault, FaultyLink, LinkHang, ModelTransport,
-                  SimTransport)
+from .sim import (
+    FAULTS,
+    HOST_TIMEOUT_BYTE_TIMES,
+    Fault,
+    FaultyLink,
+    LinkHang,
+    ModelTransport,
+    SimTransport,
+)
 
 __all__ = ["OUTCOMES", "CLASSES", "TrialResult", "command_plan", "run_trial", "campaign",
            "campaign_rows", "markdown", "main"]

@@ -25,8 +25,7 @@ from hwgen.array import a_layout, b_layout, c_in_layout, c_out_layout
 from ref.config import MacConfig
 
 from . import protocol as P
-from .framing import (FRAME_END, PAYLOAD_BYTE, REPLY_REQUEST, ReplyKind, acc_addr_width,
-                      acc_address)
+from .framing import FRAME_END, PAYLOAD_BYTE, REPLY_REQUEST, ReplyKind, acc_addr_width, acc_address
 
 __all__ = ["Sequencer"]
 

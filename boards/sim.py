@@ -29,7 +29,7 @@ from amaranth.sim import Simulator
 from . import protocol as P
 
 __all__ = ["SimTransport", "ModelTransport", "FaultyLink", "Fault", "FAULTS", "LinkHang",
-           "damage", "HOST_TIMEOUT_BYTE_TIMES", "STALL_BYTE_TIMES"]
+           "damage", "Later", "Quiet", "HOST_TIMEOUT_BYTE_TIMES", "STALL_BYTE_TIMES"]
 
 _PERIOD = 1e-6  # simulated clock period (s); only ratios matter
 #: How long the host waits for a byte before it gives up (byte times; a serial port's timeout).
@@ -231,19 +231,19 @@ class Fault:
 
 
 @dataclass(frozen=True)
-class _Later:
+class Later:
     """Bytes that arrive only after the host has given up waiting (after its next flush)."""
     data: bytes
 
 
 @dataclass(frozen=True)
-class _Quiet:
+class Quiet:
     byte_times: int
 
 
 def damage(kind: str, unit: bytes, rng: random.Random, *, sync: int) -> list:
     """``unit`` (one frame or reply) damaged by ``kind``: a list of bytes objects,
-    :class:`_Quiet` gaps and :class:`_Later` parts, in the order they reach the other side.
+    :class:`Quiet` gaps and :class:`Later` parts, in the order they reach the other side.
     (``late``, ``duplicate_reply`` and ``stale`` are done by :class:`FaultyLink`.)"""
     b = bytearray(unit)
     n = len(b)
@@ -274,7 +274,7 @@ def damage(kind: str, unit: bytes, rng: random.Random, *, sync: int) -> list:
         b[i], b[j] = (b[i] + k) & 0xFF, (b[j] - k) & 0xFF
     elif kind == "stall":
         i = rng.randrange(1, n)
-        gap = _Later(bytes(b[i:])) if sync == P.REPLY_SYNC else _Quiet(STALL_BYTE_TIMES)
+        gap = Later(bytes(b[i:])) if sync == P.REPLY_SYNC else Quiet(STALL_BYTE_TIMES)
         rest = [] if sync == P.REPLY_SYNC else [bytes(b[i:])]
         return [bytes(b[:i]), gap, *rest]
     elif kind == "repeat":
@@ -312,9 +312,9 @@ class FaultyLink:
 
     def _deliver(self, parts, to_host: bool):
         for part in parts:
-            if isinstance(part, _Quiet):
+            if isinstance(part, Quiet):
                 self.inner.idle(part.byte_times)
-            elif isinstance(part, _Later):
+            elif isinstance(part, Later):
                 self._later += part.data
             elif to_host:
                 self._buf += part

@@ -10,8 +10,14 @@ from amaranth.sim import Simulator
 
 import ref
 from boards import protocol as P
-from boards.framing import (REPLY_REQUEST, FrameReceiver, ReplyKind, ReplyTransmitter, acc_addr_width,
-                            crc16_next)
+from boards.framing import (
+    REPLY_REQUEST,
+    FrameReceiver,
+    ReplyKind,
+    ReplyTransmitter,
+    acc_addr_width,
+    crc16_next,
+)
 
 CFG = ref.parse_mac("e5m2:e6m5:sr_eager:4")
 LIMITS = {cmd: P.payload_limits(cmd, 2, 2, 4) for cmd in P.COMMANDS}

@@ -18,9 +18,9 @@ import pytest
 import ref
 from boards import protocol as P
 from boards.core import BoardTop
-from boards.model import BoardModel
 from boards.host import Accelerator
-from boards.sim import FAULTS, ModelTransport, SimTransport, _Later, _Quiet, damage
+from boards.model import BoardModel
+from boards.sim import FAULTS, Later, ModelTransport, Quiet, SimTransport, damage
 
 CFG = ref.parse_mac("e5m2:e6m5:sr_eager:4")
 
@@ -81,7 +81,7 @@ def compare(bursts, seed=1, R=2, C=2, kmax=4):
     for q, parts in enumerate(bursts):
         want = bytearray()
         for part in parts:
-            if isinstance(part, _Quiet):
+            if isinstance(part, Quiet):
                 rtl.idle(part.byte_times)
                 model.silence()
             elif isinstance(part, bytes):
@@ -89,7 +89,7 @@ def compare(bursts, seed=1, R=2, C=2, kmax=4):
                 for b in part:
                     want += model.feed(b)
             else:
-                assert not isinstance(part, _Later)
+                assert not isinstance(part, Later)
         model.silence()
         got = rtl.drain()
         if got != bytes(want):

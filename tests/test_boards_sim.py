@@ -9,8 +9,7 @@ import pytest
 import ref
 from boards import protocol as P
 from boards.model import BoardModel
-from boards.sim import (FAULTS, Fault, FaultyLink, LinkHang, ModelTransport, _Later, _Quiet,
-                        damage)
+from boards.sim import FAULTS, Fault, FaultyLink, Later, LinkHang, ModelTransport, Quiet, damage
 
 CFG = ref.parse_mac("e5m2:e6m5:sr_eager:4")
 FRAME = P.frame(0x21, P.LOAD_C, bytes([1, 2, 3, 4, 5, 6, 7, 8]))
@@ -39,14 +38,14 @@ def test_byte_damage(seed):
     comp = one["compensate"]
     assert sum(comp) % 256 == sum(FRAME) % 256 and comp != FRAME  # invisible to a byte sum
     first, gap, rest = d["stall"]
-    assert isinstance(gap, _Quiet) and first + rest == FRAME
+    assert isinstance(gap, Quiet) and first + rest == FRAME
     assert d["repeat"] == [FRAME, FRAME]
 
 
 def test_reply_damage():
     rng = random.Random(1)
     first, later = damage("stall", REPLY, rng, sync=P.REPLY_SYNC)
-    assert isinstance(later, _Later) and first + later.data == REPLY
+    assert isinstance(later, Later) and first + later.data == REPLY
     (short,) = damage("short_payload", REPLY, rng, sync=P.REPLY_SYNC)
     (long,) = damage("long_payload", REPLY, rng, sync=P.REPLY_SYNC)
     assert P.parse_reply(short).payload == bytes([9, 8, 7])  # well formed, one byte short
