@@ -19,10 +19,11 @@ The board is :class:`boards.model.BoardModel` (``target="model"``, thousands of
 trials a minute) or the RTL in Amaranth's simulator (``target="rtl"``, about a
 second a trial); ``tests/test_boards_model.py`` checks that both answer alike.
 
-Command line (``python -m boards.faults --help``)::
+Command line (``srmac board faults`` or ``python -m boards.faults``)::
 
-    python -m boards.faults --trials 10000                  # the model, all classes
-    python -m boards.faults --trials 60 --target rtl        # the RTL
+    srmac board faults --trials 10080                       # the model, all classes
+    srmac board faults --trials 56 --target rtl             # the RTL
+    srmac board faults --trials 280 --faults late,stale     # some classes
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from .sim import (
 )
 
 __all__ = ["OUTCOMES", "CLASSES", "TrialResult", "command_plan", "run_trial", "campaign",
-           "campaign_rows", "markdown", "main"]
+           "campaign_rows", "markdown", "parse_classes", "report", "main"]
 
 OUTCOMES = ("recovered", "raised", "silent_wrong", "hang", "traceback")
 #: Every (direction, fault class) pair the campaign injects.
@@ -183,6 +184,35 @@ def markdown(results: list[TrialResult]) -> str:
     return markdown_table(campaign_rows(results), cols, heads, align="llrrrrrrr")
 
 
+def parse_classes(text: str | None) -> list[tuple[str, str]]:
+    """The (direction, class) pairs named in ``text`` (comma-separated classes; None: all)."""
+    if not text:
+        return list(CLASSES)
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in names if f not in FAULTS]
+    if unknown or not names:
+        raise ValueError(f"unknown fault class {unknown[0] if unknown else text!r}: choose "
+                         f"from {', '.join(FAULTS)}")
+    return [c for c in CLASSES if c[1] in names]
+
+
+def report(cfg: MacConfig, rows: int, cols: int, kmax: int, trials: int, *, target: str = "model",
+           classes=None, seed: int = 0, show: int = 5) -> int:
+    """Run a campaign, print its table and up to ``show`` trials that did not recover.
+    Exit status: 0, or 1 when a trial was silently wrong, hung or raised a traceback."""
+    if not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"--trials must be an integer >= 1, got {trials!r}")
+    from .core import BoardCore
+
+    BoardCore._validate(cfg, rows, cols, kmax, 16)
+    results = campaign(trials, cfg=cfg, rows=rows, cols=cols, kmax=kmax, classes=classes,
+                       seed=seed, target=target)
+    print(markdown(results))
+    for r in [r for r in results if r.outcome != "recovered"][:show]:
+        print(f"{r.outcome}: {r.direction} {r.kind}, {r.detail}")
+    return 1 if any(r.outcome in ("silent_wrong", "hang", "traceback") for r in results) else 0
+
+
 def main(argv=None) -> int:
     from hwgen.array_export import parse_shape
 
@@ -192,7 +222,8 @@ def main(argv=None) -> int:
                     "board; count recovered / raised / silent wrong / hang / traceback per "
                     "fault class.",
         epilog="example: python -m boards.faults --trials 10000   "
-               "(the RTL: --target rtl --trials 60, about a second a trial)")
+               "(the RTL: --target rtl --trials 56, about a second a trial); "
+               "the same as `srmac board faults`")
     ap.add_argument("--trials", type=int, default=560, help="trials in all (default 560)")
     ap.add_argument("--target", choices=("model", "rtl"), default="model",
                     help="the board: its Python twin (default) or the RTL in simulation")
@@ -208,28 +239,11 @@ def main(argv=None) -> int:
     try:
         cfg = parse_mac(args.mac)
         rows, cols = parse_shape(args.array)
-        if args.trials < 1:
-            raise ValueError(f"--trials must be >= 1, got {args.trials}")
-        classes = CLASSES
-        if args.faults:
-            names = [f.strip() for f in args.faults.split(",") if f.strip()]
-            unknown = [f for f in names if f not in FAULTS]
-            if unknown:
-                raise ValueError(f"unknown fault class {unknown[0]!r}: choose from {', '.join(FAULTS)}")
-            classes = [c for c in CLASSES if c[1] in names]
-        from .core import BoardCore
-
-        BoardCore._validate(cfg, rows, cols, args.kmax, 16)
+        return report(cfg, rows, cols, args.kmax, args.trials, target=args.target,
+                      classes=parse_classes(args.faults), seed=args.seed, show=args.show)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    results = campaign(args.trials, cfg=cfg, rows=rows, cols=cols, kmax=args.kmax,
-                       classes=classes, seed=args.seed, target=args.target)
-    print(markdown(results))
-    bad = [r for r in results if r.outcome != "recovered"]
-    for r in bad[:args.show]:
-        print(f"{r.outcome}: {r.direction} {r.kind}, {r.detail}")
-    return 1 if any(r.outcome in ("silent_wrong", "hang", "traceback") for r in results) else 0
 
 
 if __name__ == "__main__":

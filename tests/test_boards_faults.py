@@ -89,3 +89,16 @@ def test_cli(capsys):
     err = capsys.readouterr().err
     assert "--trials must be >= 1" in err and "unknown fault class 'flip'" in err
     assert set(FAULTS) <= set(err.split("choose from ")[1].replace(",", " ").split())
+
+
+def test_srmac_board_faults(capsys):
+    """`srmac board faults`, the path users take."""
+    from ref.cli import main
+
+    assert main(["board", "faults", "--trials", "34", "--faults", "repeat,short_payload",
+                 "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "| to_board | repeat | 17 | 17 | 0 | 0 | 0 | 0 |" in out
+    assert "| to_host | short_payload | 17 | 17 | 0 | 0 | 0 | 0 | 17 |" in out
+    assert main(["board", "sim", "--faults", "late"]) == 2
+    assert "--faults is for `srmac board faults`" in capsys.readouterr().err
