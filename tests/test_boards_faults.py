@@ -87,7 +87,7 @@ def test_cli(capsys):
     assert F.main(["--trials", "0"]) == 2
     assert F.main(["--faults", "flip"]) == 2
     err = capsys.readouterr().err
-    assert "--trials must be >= 1" in err and "unknown fault class 'flip'" in err
+    assert "--trials must be an integer >= 1" in err and "unknown fault class 'flip'" in err
     assert set(FAULTS) <= set(err.split("choose from ")[1].replace(",", " ").split())
 
 
