@@ -76,20 +76,27 @@ class Sequencer(wiring.Component):
         rw = acc_addr_width(R) - 1  # row bits of an accumulator address
         m.submodules.mem_a = mem_a = memory.Memory(shape=R * wi, depth=kmax, init=[])
         m.submodules.mem_b = mem_b = memory.Memory(shape=C * wi, depth=kmax, init=[])
-        m.submodules.mem_c = mem_c = memory.Memory(shape=C * wa, depth=1 << (rw + 1), init=[])
+        # block RAM even when tiny: flip-flops would cost more logic cells than v1's registers
+        m.submodules.mem_c = mem_c = memory.Memory(shape=C * wa, depth=1 << (rw + 1), init=[],
+                                                   attrs={"ram_style": "block"})
         a_wr, a_rd = mem_a.write_port(granularity=wi), mem_a.read_port()
         b_wr, b_rd = mem_b.write_port(granularity=wi), mem_b.read_port()
         c_wr, c_rd = mem_c.write_port(granularity=wa), mem_c.read_port()
-        tx_rd = mem_c.read_port()
-        m.d.comb += [tx_rd.addr.eq(self.acc_read.addr), tx_rd.en.eq(self.acc_read.en),
-                     self.acc_read.data.eq(tx_rd.data)]
+        # One read port, shared: the tile (RUN_PRIME, RUN_C) waits until the transmitter is
+        # idle (reply.ready), so it never reads while a reply is being sent.
+        run_reads = Signal()
+        run_addr = Signal.like(c_rd.addr)
+        m.d.comb += [c_rd.addr.eq(Mux(run_reads, run_addr, self.acc_read.addr)),
+                     self.acc_read.data.eq(c_rd.data)]
 
         a_ok, b_ok = Signal(), Signal()
         k_a = Signal(range(kmax + 1))  # K of the valid A
         live = Signal()  # the live accumulator bank
         last_seq, last_run = Signal(8), Signal()
-        frame = Signal(FRAME_END)  # the frame being executed
-        req = Signal(REPLY_REQUEST)  # its reply
+        seq = Signal(8)  # of the frame being executed
+        status, kind = Signal(3), Signal(ReplyKind)  # its reply
+        m.d.comb += [self.reply.payload.seq.eq(seq), self.reply.payload.status.eq(status),
+                     self.reply.payload.kind.eq(kind), self.reply.payload.bank.eq(live)]
 
         # ---- payload bytes into storage (while idle) ----
         p = self.payload.payload
@@ -139,7 +146,7 @@ class Sequencer(wiring.Component):
         c_next = self.c_in.valid & self.c_in.ready
         ab_next = self.a.valid & self.a.ready
         m.d.comb += [
-            c_rd.addr.eq(acc_address(Mux(c_next, row + 1, row), live, R)),
+            run_addr.eq(acc_address(Mux(c_next, row + 1, row), live, R)),
             a_rd.addr.eq(Mux(ab_next, kread + 1, kread)),
             b_rd.addr.eq(Mux(ab_next, kread + 1, kread)),
             self.c_in.payload.data.as_value().eq(c_rd.data),
@@ -148,55 +155,54 @@ class Sequencer(wiring.Component):
             self.b.payload.data.as_value().eq(b_rd.data),
         ]
 
-        def answer(status, kind=ReplyKind.NONE):
-            m.d.sync += [req.seq.eq(frame.seq), req.status.eq(status), req.kind.eq(kind),
-                         req.bank.eq(live)]
+        def answer(code, what=ReplyKind.NONE):
+            m.d.sync += [status.eq(code), kind.eq(what)]
             m.next = "REPLY"
 
-        with m.FSM(init="IDLE"):
-            with m.State("IDLE"):
+        f = self.frame.payload
+        with m.FSM(init="IDLE") as fsm:
+            with m.State("IDLE"):  # takes payload bytes; executes a frame at its end
                 m.d.comb += [self.frame.ready.eq(1), take.eq(self.payload.valid)]
                 with m.If(self.frame.valid):
-                    m.d.sync += frame.eq(self.frame.payload)
-                    m.next = "EXEC"
-            with m.State("EXEC"):
-                with m.If(frame.status != P.OK):  # refused by the receiver: nothing executed
-                    answer(frame.status)
-                with m.Else():
-                    m.d.sync += [last_seq.eq(frame.seq), last_run.eq(0)]
-                    with m.Switch(frame.cmd):
-                        with m.Case(P.IDENT):
-                            answer(P.OK, ReplyKind.IDENT)
-                        with m.Case(P.LOAD_A):
-                            with m.If(lane == 0):  # whole beats
-                                m.d.sync += [a_ok.eq(1), k_a.eq(word)]
+                    m.d.sync += seq.eq(f.seq)
+                    with m.If(f.status != P.OK):  # refused by the receiver: nothing executed
+                        answer(f.status)
+                    with m.Else():
+                        m.d.sync += [last_seq.eq(f.seq), last_run.eq(0)]
+                        with m.Switch(f.cmd):
+                            with m.Case(P.IDENT):
+                                answer(P.OK, ReplyKind.IDENT)
+                            with m.Case(P.LOAD_A):
+                                with m.If(lane == 0):  # whole beats
+                                    m.d.sync += [a_ok.eq(1), k_a.eq(word)]
+                                    answer(P.OK)
+                                with m.Else():
+                                    answer(P.ERR_LENGTH)
+                            with m.Case(P.LOAD_B):
+                                with m.If(~a_ok):
+                                    answer(P.ERR_STATE)
+                                with m.Elif((lane == 0) & (word == k_a)):
+                                    m.d.sync += b_ok.eq(1)
+                                    answer(P.OK)
+                                with m.Else():
+                                    answer(P.ERR_LENGTH)
+                            with m.Case(P.LOAD_C):
+                                m.d.sync += live.eq(~live)
                                 answer(P.OK)
-                            with m.Else():
-                                answer(P.ERR_LENGTH)
-                        with m.Case(P.LOAD_B):
-                            with m.If(~a_ok):
-                                answer(P.ERR_STATE)
-                            with m.Elif((lane == 0) & (word == k_a)):
-                                m.d.sync += b_ok.eq(1)
-                                answer(P.OK)
-                            with m.Else():
-                                answer(P.ERR_LENGTH)
-                        with m.Case(P.LOAD_C):
-                            m.d.sync += live.eq(~live)
-                            answer(P.OK)
-                        with m.Case(P.RUN):
-                            with m.If(last_run & (frame.seq == last_seq)):
-                                m.d.sync += last_run.eq(1)  # a resend: answered, not run again
-                                answer(P.OK)
-                            with m.Elif(a_ok & b_ok):
-                                m.d.sync += [row.eq(0), kread.eq(0)]
-                                m.next = "RUN_PRIME"
-                            with m.Else():
-                                answer(P.ERR_STATE)
-                        with m.Case(P.READ_C):
-                            answer(P.OK, ReplyKind.ACCS)
+                            with m.Case(P.RUN):
+                                with m.If(last_run & (f.seq == last_seq)):
+                                    m.d.sync += last_run.eq(1)  # a resend: not run again
+                                    answer(P.OK)
+                                with m.Elif(a_ok & b_ok):
+                                    m.d.sync += [row.eq(0), kread.eq(0)]
+                                    m.next = "RUN_PRIME"
+                                with m.Else():
+                                    answer(P.ERR_STATE)
+                            with m.Case(P.READ_C):
+                                answer(P.OK, ReplyKind.ACCS)
             with m.State("RUN_PRIME"):  # the read ports fetch row 0 and beat 0
-                m.next = "RUN_C"
+                with m.If(self.reply.ready):  # the transmitter is done with the read port
+                    m.next = "RUN_C"
             with m.State("RUN_C"):
                 m.d.comb += self.c_in.valid.eq(1)
                 with m.If(self.c_in.ready):
@@ -220,7 +226,9 @@ class Sequencer(wiring.Component):
                         m.d.sync += last_run.eq(1)
                         answer(P.OK)
             with m.State("REPLY"):
-                m.d.comb += [self.reply.valid.eq(1), self.reply.payload.eq(req)]
+                m.d.comb += self.reply.valid.eq(1)
                 with m.If(self.reply.ready):
                     m.next = "IDLE"
+        m.d.comb += run_reads.eq((fsm.ongoing("RUN_PRIME") & self.reply.ready) |
+                                 fsm.ongoing("RUN_C"))
         return m
