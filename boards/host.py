@@ -244,6 +244,8 @@ class Accelerator:
 
 
 class _SerialTransport:
+    """A pyserial port as a transport (``read`` returns fewer bytes after its timeout)."""
+
     def __init__(self, ser):
         self.ser = ser
 
@@ -254,7 +256,11 @@ class _SerialTransport:
         return self.ser.read(n)
 
     def flush_input(self):
-        import time
-
-        time.sleep(0.05)
-        self.ser.reset_input_buffer()
+        """Read until the line has been quiet for 50 ms (far past the board's frame timeout
+        of 4 byte times), drop it all."""
+        timeout, self.ser.timeout = self.ser.timeout, 0.05
+        try:
+            while self.ser.read(4096):
+                pass
+        finally:
+            self.ser.timeout = timeout

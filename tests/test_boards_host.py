@@ -173,3 +173,22 @@ def test_bad_inputs_are_refused_before_sending():
         acc.load_b(np.zeros((3, 3), np.int64))
     with pytest.raises(ValueError, match="shape mismatch"):
         acc.matmul(np.zeros((2, 3), np.int64), np.zeros((2, 3), np.int64))
+
+
+def test_serial_flush_reads_until_quiet_and_keeps_the_timeout():
+    from boards.host import _SerialTransport
+
+    class FakeSerial:
+        timeout = 1.0
+
+        def __init__(self):
+            self.chunks = [b"\x5a" * 10, b"\x00" * 3]  # still arriving, then quiet
+            self.timeouts = []
+
+        def read(self, n):
+            self.timeouts.append(self.timeout)
+            return self.chunks.pop(0) if self.chunks else b""
+
+    ser = FakeSerial()
+    _SerialTransport(ser).flush_input()
+    assert ser.chunks == [] and ser.timeouts == [0.05] * 3 and ser.timeout == 1.0
