@@ -73,11 +73,10 @@ class Sequencer(wiring.Component):
         m = Module()
         R, C, kmax = self.rows, self.cols, self.kmax
         wi, wa = self.cfg.in_fmt.width, self.cfg.acc_fmt.width
-        rw = acc_addr_width(R) - 1  # row bits of an accumulator address
         m.submodules.mem_a = mem_a = memory.Memory(shape=R * wi, depth=kmax, init=[])
         m.submodules.mem_b = mem_b = memory.Memory(shape=C * wi, depth=kmax, init=[])
         # block RAM even when tiny: flip-flops would cost more logic cells than v1's registers
-        m.submodules.mem_c = mem_c = memory.Memory(shape=C * wa, depth=1 << (rw + 1), init=[],
+        m.submodules.mem_c = mem_c = memory.Memory(shape=C * wa, depth=1 << acc_addr_width(R), init=[],
                                                    attrs={"ram_style": "block"})
         a_wr, a_rd = mem_a.write_port(granularity=wi), mem_a.read_port()
         b_wr, b_rd = mem_b.write_port(granularity=wi), mem_b.read_port()
