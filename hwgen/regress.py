@@ -89,11 +89,11 @@ MATRIX = [
 def simulator_missing_reason() -> str | None:
     """Why the simulator cannot run (a one-line reason), or None when Icarus and cocotb are usable."""
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
-        return "Icarus Verilog (iverilog, vvp) not found on PATH"
+        return "Icarus Verilog (iverilog, vvp) not found on PATH: apt-get install iverilog"
     try:
         import cocotb_tools.runner  # noqa: F401
     except ImportError:
-        return "cocotb is not installed"
+        return "cocotb is not installed: pip install 'srmac[hw]'"
     if not (BENCH_DIR / "mac_bench.py").exists():
         return f"bench {BENCH_DIR / 'mac_bench.py'} not found (run from a source checkout)"
     return None
