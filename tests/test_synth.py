@@ -268,7 +268,7 @@ def test_reuse_parses_old_outputs_only_when_inputs_match(tiny_result, monkeypatc
     def no_tools(*args, **kwargs):
         raise AssertionError("a tool ran although its outputs could be reused")
 
-    monkeypatch.setattr(synth, "_run", no_tools)
+    monkeypatch.setattr(synth.run, "_run", no_tools)
     job = synth.prepare(TinyAcc(), "up5k", workdir=wd, seeds=(1,), meta={"name": "tiny"})
     again = synth.run_job(job, reuse=True)
     assert again == res
