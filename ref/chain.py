@@ -5,48 +5,47 @@ Output ``C[i, j]`` is the chain ``z <- round(z + A[i, k] * B[k, j])`` for
 come from the generator of PE ``(i, j)`` (:mod:`ref.prng`), stepped once per
 MAC. :func:`matmul_reference` is the readable specification: the loop runs
 over ``k``; each step is one vectorised MAC over all ``M x N`` outputs.
-:func:`matmul` (the default entry point) dispatches to the compiled path of
-:mod:`ref.fast`, which gives the same codes.
+The public :func:`ref.matmul` / :func:`ref.dot` (:mod:`ref.dispatch`) run the
+compiled paths (:mod:`ref.fast` on the CPU, :mod:`ref.fast.device` on a GPU),
+which give the same codes; :func:`prepare` checks the arguments for all of
+them.
 """
 
 from __future__ import annotations
 
 from . import prng
 from .backend import ops_for
+from .checks import check_broadcasts_to, integer_array, reserve, shape_of
 from .codec import _out_of_range
-from .config import MacConfig
+from .config import MacConfig, check_config
 from .mac import mac_step, product, split_rand, unpack_inputs
 
-__all__ = ["matmul", "dot", "matmul_reference", "dot_reference", "BACKENDS"]
-
-#: ``backend=`` values of :func:`matmul` / :func:`dot`.
-BACKENDS = ("auto", "fast", "reference")
+__all__ = ["matmul_reference", "dot_reference", "prepare", "dot_operands"]
 
 
-def _check_2d(name, x):
-    if len(tuple(x.shape)) != 2:
-        raise ValueError(f"{name} must be a 2-D code array, got shape {tuple(x.shape)}")
+def _check_2d(name, shape):
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be a 2-D code array, got shape {shape}")
 
 
-def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None,
-           return_state: bool = False, backend: str = "auto"):
-    """Emulated ``C + A @ B`` on codes: :func:`matmul_reference`'s results, fast.
+#: Peak bytes of a product per element of A and B (formats of up to 16 bits
+#: decode through a table, wider ones through int64 temporaries), per output
+#: and per random word, over both paths (the reference loop: int64 operands
+#: unpacked once, the MAC temporaries of each step; ref.fast: decoded and
+#: padded operands). Measured with tracemalloc on NumPy: the peaks are 30-75 % of
+#: the estimate (tests/test_strict_inputs.py checks that they stay below it).
+_OPERAND_BYTES = {True: 96, False: 176}
+_OUTPUT_BYTES = 400
+_RAND_BYTES = 16
 
-    Same arguments and the same codes as :func:`matmul_reference` (the
-    specification). ``backend``: ``"auto"`` (default) runs :mod:`ref.fast`
-    when it can (numba installed) and the reference loop otherwise; ``"fast"``
-    insists on :mod:`ref.fast`; ``"reference"`` runs the readable loop.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend != "reference":
-        from . import fast
 
-        if backend == "fast" or fast.available(A, B, C, rand, state):
-            return fast.matmul(A, B, cfg, C, seed=seed, rand=rand, state=state,
-                               return_state=return_state)
-    return matmul_reference(A, B, cfg, C, seed=seed, rand=rand, state=state,
-                            return_state=return_state)
+def matmul_bytes(cfg: MacConfig, M: int, K: int, N: int, with_rand: bool = False) -> int:
+    """Estimated peak working set of :func:`matmul` (either path), in bytes."""
+    jb = max(1, min(256, N))  # ref.fast pads B to whole column tiles of min(256, N)
+    n_pad = -(-N // jb) * jb
+    per_operand = _OPERAND_BYTES[cfg.in_fmt.width <= 16]
+    return (per_operand * (M * K + K * n_pad) + _OUTPUT_BYTES * M * N
+            + (_RAND_BYTES * M * N * K if with_rand else 0))
 
 
 def prepare(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None):
@@ -56,45 +55,44 @@ def prepare(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=Non
     initial accumulator codes, the checked random words (or None) and the
     (M, N) generator states (None unless SR without ``rand``).
     """
-    if not isinstance(cfg, MacConfig):
-        raise ValueError(f"cfg must be a MacConfig, got {type(cfg).__name__}")
+    cfg = check_config(cfg, "ref.matmul")
+    seed = prng.check_seed(seed)
     ops = ops_for(A, B, C, rand, state)
-    A, B = ops.asint(A), ops.asint(B)
-    _check_2d("A", A)
-    _check_2d("B", B)
-    M, K = tuple(A.shape)
-    K2, N = tuple(B.shape)
+    sa, sb = shape_of(A, "A"), shape_of(B, "B")
+    _check_2d("A", sa)
+    _check_2d("B", sb)
+    M, K = sa
+    K2, N = sb
     if K != K2:
         raise ValueError(f"shape mismatch: A is {M}x{K} but B is {K2}x{N} (inner sizes must agree)")
+    if C is not None:
+        check_broadcasts_to(shape_of(C, "C"), (M, N), "C")
+    if rand is not None:
+        if not cfg.is_sr:
+            raise ValueError(f"rand given but rounding {cfg.rounding!r} uses no random bits")
+        if shape_of(rand, "rand") != (M, N, K):
+            raise ValueError(f"rand must have shape ({M}, {N}, {K}), got {shape_of(rand, 'rand')}")
+    reserve(matmul_bytes(cfg, M, K, N, rand is not None), f"ref.matmul of {M}x{K} by {K}x{N}",
+            getattr(ops, "device", None))
+    A, B = integer_array(ops, A, "A"), integer_array(ops, B, "B")
     cfg.in_fmt.check_codes(A)
     cfg.in_fmt.check_codes(B)
     if C is None:
         z = ops.full((M, N), 0)
     else:
-        C = ops.asint(C)
+        C = integer_array(ops, C, "C")
         cfg.acc_fmt.check_codes(C)
-        try:
-            z = ops.copy(ops.broadcast(C, ops.full((M, N), 0))[0])
-        except (ValueError, RuntimeError) as exc:
-            raise ValueError(f"shape mismatch: C has shape {tuple(C.shape)}, expected ({M}, {N})") from exc
-        if tuple(z.shape) != (M, N):
-            raise ValueError(f"shape mismatch: C has shape {tuple(C.shape)}, expected ({M}, {N})")
+        z = ops.copy(ops.broadcast(C, ops.full((M, N), 0))[0])
 
     if rand is not None:
-        if not cfg.is_sr:
-            raise ValueError(f"rand given but rounding {cfg.rounding!r} uses no random bits")
-        rand = ops.asint(rand)
-        if tuple(rand.shape) != (M, N, K):
-            raise ValueError(f"rand must have shape ({M}, {N}, {K}), got {tuple(rand.shape)}")
+        rand = integer_array(ops, rand, "rand")
         bad = _out_of_range(rand, 1 << cfg.rand_bits)
         if bad is not None:
             raise ValueError(f"random word {bad} is out of range: rand words must be in [0, 2**{cfg.rand_bits})")
     gen = None
     if cfg.is_sr and rand is None:
         if state is not None:
-            gen = ops.asint(state)
-            if tuple(gen.shape) != (M, N):
-                raise ValueError(f"state must have shape ({M}, {N}), got {tuple(gen.shape)}")
+            gen = prng.check_states(ops, state, (M, N))
         else:
             ii = ops.reshape(ops.arange(M), (M, 1))
             jj = ops.reshape(ops.arange(N), (1, N))
@@ -143,24 +141,36 @@ def matmul_reference(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, 
     return z
 
 
-def dot(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None, backend: str = "auto"):
-    """The chain ``z <- round(z + a[k] * b[k])`` over 1-D code arrays (PE (0, 0)).
+def dot_operands(a, b, z=None, rand=None):
+    """The arguments of a dot product as those of a ``1 x 1`` matmul: ``(A, B, C, rand)``.
 
-    ``rand``, if given, is a length-n array of random words. Returns a 0-d code.
-    ``backend`` as in :func:`matmul`.
+    ``a``, ``b``: 1-D code arrays of equal length; ``z``: the initial
+    accumulator code or None; ``rand``: length-n random words or None.
     """
     ops = ops_for(a, b, z, rand)
-    a, b = ops.asint(a), ops.asint(b)
+    a, b = integer_array(ops, a, "a"), integer_array(ops, b, "b")
     if len(tuple(a.shape)) != 1 or tuple(a.shape) != tuple(b.shape):
         raise ValueError(f"dot needs two 1-D arrays of equal length, got {tuple(a.shape)} and {tuple(b.shape)}")
     n = a.shape[0]
-    C = None if z is None else ops.reshape(ops.asint(z), (1, 1))
-    R = None if rand is None else ops.reshape(ops.asint(rand), (1, 1, n))
-    out = matmul(ops.reshape(a, (1, n)), ops.reshape(b, (n, 1)), cfg, C, seed=seed, rand=R,
-                 backend=backend)
-    return out[0, 0]
+    C = None
+    if z is not None:
+        z = integer_array(ops, z, "z")
+        if len(tuple(z.shape)) > 1 or (z.shape and z.shape[0] != 1):
+            raise ValueError(f"z must be one accumulator code, got shape {tuple(z.shape)}")
+        C = ops.reshape(z, (1, 1))
+    R = None
+    if rand is not None:
+        rand = integer_array(ops, rand, "rand")
+        if tuple(rand.shape) != (n,):
+            raise ValueError(f"rand must have shape ({n},) (one word per MAC), got {tuple(rand.shape)}")
+        R = ops.reshape(rand, (1, 1, n))
+    return ops.reshape(a, (1, n)), ops.reshape(b, (n, 1)), C, R
 
 
 def dot_reference(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None):
-    """:func:`dot` through the reference loop (the specification)."""
-    return dot(a, b, cfg, z, seed=seed, rand=rand, backend="reference")
+    """The chain ``z <- round(z + a[k] * b[k])`` over 1-D code arrays (PE (0, 0)), by the
+    reference loop. ``rand``, if given, is a length-n array of random words. Returns a 0-d
+    code. :func:`ref.dot` gives the same code, faster."""
+    cfg = check_config(cfg, "ref.dot")
+    A, B, C, R = dot_operands(a, b, z, rand)
+    return matmul_reference(A, B, cfg, C, seed=seed, rand=R)[0, 0]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .chain import matmul
 from .codec import decode, encode
 from .config import MacConfig, parse_mac
+from .dispatch import matmul
 
 __all__ = ["sr_matmul"]
 

@@ -38,14 +38,14 @@ import torch.nn.functional as F
 
 from .convert import reset_macs, total_macs
 from .data import DATASETS, TensorData
+from .devices import DEVICES
 from .imagenet import FolderData
 from .models import MODELS
 from .optim import LowPrecisionSGD
 
 __all__ = ["LoopOptions", "FLOAT_BASELINE", "is_float_mac", "parse_loss_scale", "open_data",
            "Dist", "run_with_dist", "leave_after_distributed_run", "param_digest", "wrap",
-           "make_optimizer", "cosine_schedule", "progress_bar", "TrainingLoop", "pick_device",
-           "evaluate"]
+           "make_optimizer", "cosine_schedule", "progress_bar", "TrainingLoop", "evaluate"]
 
 #: ``--mac`` values meaning "plain float layers" (no emulation).
 FLOAT_BASELINE = ("fp32", "float")
@@ -130,22 +130,13 @@ class LoopOptions:
             raise ValueError(f"--image-size must be >= 8, got {self.image_size}")
         if self.workers < 0:
             raise ValueError(f"--workers must be >= 0, got {self.workers}")
-        if self.device not in ("auto", "cpu", "cuda"):
+        if self.device not in DEVICES:
             raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         parse_loss_scale(self.loss_scale)
 
     def model_args(self) -> dict:
         """The keyword arguments of :func:`sim.models.build_model` these options give."""
         return dict(hidden=self.hidden, depth=self.depth, channels=self.channels, width=self.width)
-
-
-def pick_device(choice: str) -> str:
-    """``cuda`` or ``cpu`` for ``--device auto|cpu|cuda`` (one line when CUDA is missing)."""
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available here; use --device cpu")
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        return "cuda"
-    return "cpu"
 
 
 def open_data(o: LoopOptions, rank: int = 0, world: int = 1, pin_memory: bool = False):

@@ -30,6 +30,7 @@ import ref
 from ref.outputs import csv_text
 
 from .convert import quantize_model
+from .devices import resolve_device
 from .loop import (
     LoopOptions,
     TrainingLoop,
@@ -39,7 +40,6 @@ from .loop import (
     make_optimizer,
     open_data,
     param_digest,
-    pick_device,
     run_with_dist,
 )
 from .models import build_model
@@ -91,7 +91,8 @@ def default_out(opts: TrainOptions) -> Path:
 def run(opts: TrainOptions) -> dict:
     """Train as ``opts`` says; returns the summary (also written by rank 0)."""
     opts.validate()
-    return run_with_dist(pick_device(opts.device), _run, opts)
+    kind = resolve_device(opts.device, emulated=not opts.is_float)
+    return run_with_dist(kind, _run, opts, kind)
 
 
 def _plot(rows: list[dict], title: str) -> bytes:
@@ -114,8 +115,7 @@ def _plot(rows: list[dict], title: str) -> bytes:
     return figure_bytes(fig)
 
 
-def _run(dist, opts: TrainOptions) -> dict:
-    kind = pick_device(opts.device)
+def _run(dist, opts: TrainOptions, kind: str) -> dict:
     device = dist.device(kind)
     if opts.batch_size % dist.world:
         raise ValueError(

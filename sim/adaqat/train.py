@@ -40,6 +40,7 @@ import torch
 
 from ref.outputs import csv_text
 
+from ..devices import resolve_device
 from ..loop import (
     LoopOptions,
     TrainingLoop,
@@ -49,7 +50,6 @@ from ..loop import (
     make_optimizer,
     open_data,
     param_digest,
-    pick_device,
     run_with_dist,
 )
 from ..models import build_model
@@ -361,11 +361,12 @@ class AdaQatLoop(TrainingLoop):
 def run(o: AdaQatOptions) -> dict:
     """Run AdaQAT (or the fixed-width baseline) as ``o`` says; returns the summary."""
     o.validate()
-    return run_with_dist(pick_device(o.device), _run, o)
+    kind = resolve_device(o.device, emulated=o.mac_config is not None)
+    return run_with_dist(kind, _run, o, kind)
 
 
-def _run(dist, o: AdaQatOptions) -> dict:
-    device = dist.device(pick_device(o.device))
+def _run(dist, o: AdaQatOptions, kind: str) -> dict:
+    device = dist.device(kind)
     if o.batch_size % dist.world:
         raise ValueError(f"--batch-size {o.batch_size} must be a multiple of the world size "
                          f"{dist.world}")
