@@ -37,7 +37,7 @@ def test_updates_land_in_format(fmt, rounding, rbits):
     f = ref.parse_format(fmt)
     for p in params:
         assert _in_format(p, f)
-        assert _in_format(opt.state[p]["momentum"], f)
+        assert _in_format(opt.param_state(p)["momentum_buffer"], f)
     assert not _in_format(_params()[0], f)  # the check can fail: raw values are not in fmt
 
 
