@@ -198,8 +198,15 @@ def _output_quantizers(outputs) -> dict[str, Quantizer]:
 
 def _functional_calls(model: nn.Module, want_other: bool) -> tuple[list[ReportRow], str | None]:
     """GEMMs (and, if asked, activations / pooling) called as functions in ``forward``."""
+    if type(model).__module__.startswith("torch.nn"):
+        return [], None  # a torch layer itself: its forward is torch's, not the user's
+    class Tracer(torch.fx.Tracer):  # srmac's own modules are layers, not code to inline
+        def is_leaf_module(self, m, qualname):
+            return isinstance(m, (MatMul, SeededModule, out_q.OutputQuantized)) or \
+                super().is_leaf_module(m, qualname)
+
     try:
-        graph = torch.fx.symbolic_trace(model).graph
+        graph = Tracer().trace(model)
     except Exception as exc:  # noqa: BLE001 - any model torch.fx cannot trace
         return [], f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
     rows = []

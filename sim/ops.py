@@ -91,9 +91,8 @@ def _loop_vmap(op, n_out: int = 1):
     def rule(info, in_dims, *args):
         outs = []
         for i in range(info.batch_size):
-            sliced = [a.select(d, i) if d is not None else a
-                      for a, d in zip(args, in_dims, strict=False)]
-            sliced += list(args[len(in_dims):])
+            sliced = [a.select(d, i) if isinstance(a, Tensor) and d is not None else a
+                      for a, d in zip(args, in_dims, strict=True)]
             outs.append(op(*sliced))
         if n_out == 1:
             return torch.stack(outs), 0
