@@ -64,7 +64,7 @@ class SeededModule:
     def _call_rng(self) -> torch.Tensor:
         """The rng of this call; a training call advances ``step`` (no value is read here)."""
         rng = getattr(self, RNG_BUFFER)
-        now = rng.clone()
+        now = ops.rng_snapshot(rng)
         if self.training:
             with torch.no_grad():
                 rng[2:] += 1

@@ -101,6 +101,25 @@ def _loop_vmap(op, n_out: int = 1):
     torch.library.register_vmap(op, rule)
 
 
+# ---- seeds -------------------------------------------------------------------------------
+
+@torch.library.custom_op("srmac::rng_snapshot", mutates_args=())
+def rng_snapshot(rng: Tensor) -> Tensor:
+    """A copy of a layer's ``srmac_rng`` before the call advances it.
+
+    An operator, not ``rng.clone()``: Inductor's partitioner recomputes a cheap
+    clone in the backward graph from the buffer, which by then holds the
+    advanced step, so the backward GEMMs would draw the next call's seeds.
+    An operator's output is saved instead.
+    """
+    return rng.clone()
+
+
+@rng_snapshot.register_fake
+def _(rng):
+    return torch.empty_like(rng)
+
+
 # ---- linear ------------------------------------------------------------------------------
 
 def _rows(x: Tensor) -> tuple[Tensor, int, int]:
