@@ -75,6 +75,7 @@ def _sr_matmul(A: Tensor, B: Tensor, mac: str, seed: int, in_rounding: str, in_r
 
 @_sr_matmul.register_fake
 def _(A, B, mac, seed, in_rounding, in_rbits, in_seed):
+    parse_mac(mac)  # a bad spec fails while tracing, not at the first real call
     return A.new_empty(_shapes(A.shape, B.shape)[3], dtype=torch.promote_types(A.dtype, B.dtype))
 
 
@@ -101,10 +102,10 @@ def _backward(ctx, grad):
     a = A.unsqueeze(0) if A.dim() == 1 else A
     b = B.unsqueeze(-1) if B.dim() == 1 else B
     g = grad
-    if A.dim() == 1:
-        g = g.unsqueeze(-2)
     if B.dim() == 1:
         g = g.unsqueeze(-1)
+    if A.dim() == 1:
+        g = g.unsqueeze(-2)
     gA = gB = None
     if ctx.needs_input_grad[0]:
         gA = _operand_grad(g, b.transpose(-1, -2).to(g.dtype), a.shape, left=True)
@@ -126,6 +127,12 @@ def _vmap(info, in_dims, A, B, *rest):
 
 
 torch.library.register_vmap(_sr_matmul, _vmap)
+
+
+@torch._dynamo.assume_constant_result
+def _mac_spec(cfg) -> str:
+    """The spec string of ``cfg``; torch.compile takes it as a constant (no tracing)."""
+    return parse_mac(cfg).spec()
 
 
 def _check_operand(name: str, x) -> None:
@@ -161,11 +168,11 @@ def sr_matmul(A: torch.Tensor, B: torch.Tensor, cfg: MacConfig | str, seed: int 
     values are cast (exact unless the accumulator is wider than that dtype).
     Gradients are straight-through (those of ``torch.matmul(A, B)``).
     """
-    cfg = parse_mac(cfg)
+    spec = _mac_spec(cfg)
     _check_operand("A", A)
     _check_operand("B", B)
     _shapes(A.shape, B.shape)
     in_seed = int(seed) if in_seed is None else int(in_seed)
     if in_rounding == "sr" and in_rbits is None:
         raise ValueError("sr_matmul: in_rounding='sr' needs in_rbits (1..30)")
-    return _sr_matmul(A, B, cfg.spec(), int(seed), in_rounding, int(in_rbits or 0), in_seed)
+    return _sr_matmul(A, B, spec, int(seed), in_rounding, int(in_rbits or 0), in_seed)

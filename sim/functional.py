@@ -16,6 +16,17 @@ from .seeds import Stream, sample_layout
 __all__ = ["matmul", "quantize"]
 
 
+@torch._dynamo.assume_constant_result
+def _config_spec(config) -> str:
+    """The spec string of a layer config; torch.compile takes it as a constant."""
+    return make_layer_config(config).spec()
+
+
+@torch._dynamo.assume_constant_result
+def _quant_spec(spec) -> str:
+    return "" if spec is None else parse_quantizer(spec).spec()
+
+
 def _rng(seed: int, layer_id: int, step: int, device) -> torch.Tensor:
     return torch.tensor([int(seed), int(layer_id), int(step)], dtype=torch.int64, device=device)
 
@@ -27,14 +38,12 @@ def matmul(a, b, config="fp32:fp32:rn", *, seed: int = 0, layer_id: int = 0, ste
     operands and the gradients as :class:`sim.QMatMul`; the seeds come from
     ``(seed, layer_id, step)`` (:mod:`sim.seeds`).
     """
-    cfg = make_layer_config(config)
-    return ops.qmatmul(a, b, _rng(seed, layer_id, step, a.device), cfg.spec(),
+    return ops.qmatmul(a, b, _rng(seed, layer_id, step, a.device), _config_spec(config),
                        list(sample_layout()), True, -1)
 
 
 def quantize(x, forward, backward=None, *, seed: int = 0, layer_id: int = 0, step: int = 0):
     """``x`` rounded to ``forward`` (e.g. ``"e4m3:rn"``); its gradient rounded to ``backward``."""
-    f = "" if forward is None else parse_quantizer(forward).spec()
-    bw = "" if backward is None else parse_quantizer(backward).spec()
-    return ops.quantize(x, _rng(seed, layer_id, step, x.device), f, bw, list(sample_layout()),
+    return ops.quantize(x, _rng(seed, layer_id, step, x.device), _quant_spec(forward),
+                        _quant_spec(backward), list(sample_layout()),
                         True, Stream.Q_OUT)
