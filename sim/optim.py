@@ -126,13 +126,31 @@ class LowPrecisionOptimizer(torch.optim.Optimizer):
                 if p in old_state:
                     optimizer.state[w] = {k: v.to(wdtype) if torch.is_tensor(v) and v.shape == p.shape
                                           else v for k, v in old_state[p].items()}
-        self.param_groups = optimizer.param_groups  # schedulers change the wrapped lr
         self.defaults = optimizer.defaults
-        self.state = optimizer.state
         with torch.no_grad():  # the model's weights start in fmt
             for i, p in enumerate(self.params):
                 p.copy_(self._round(self.work[i].to(torch.float64), self.fmt, Stream.OPT_WEIGHT,
                                     i, 1))  # key 1: not the words of step 0's rounding
+
+    # param_groups and state are the wrapped optimizer's (schedulers change its lr), also
+    # after its load_state_dict replaces them; torch.optim.Optimizer.__init__ sets its own first.
+    def _delegate(name):
+        def get(self):
+            inner = self.__dict__.get("optimizer")
+            return getattr(inner, name) if inner is not None else self.__dict__["_own_" + name]
+
+        def set(self, value):
+            inner = self.__dict__.get("optimizer")
+            if inner is not None:
+                setattr(inner, name, value)
+            else:
+                self.__dict__["_own_" + name] = value
+
+        return property(get, set)
+
+    param_groups = _delegate("param_groups")
+    state = _delegate("state")
+    del _delegate
 
     # ---- loss scaling ---------------------------------------------------------
     def scale_loss(self, loss):
