@@ -284,7 +284,8 @@ def test_broadcast_operand_gradient_is_one_chain():
 
 
 def test_side_by_side_chains_equal_ref_matmul():
-    """sim.gemm.bgemm_codes runs short chains side by side with ref.mac: ref.matmul's codes."""
+    """sim.gemm.bgemm_codes, side by side with ref.mac (CUDA's path) or group by group:
+    ref.matmul's codes either way."""
     from sim.gemm import bgemm_codes
 
     for spec in ("e5m2:e6m5:sr_eager:4", "e4m3:fp16:sr_lazy:5", "e5m2:e6m5:rn"):
@@ -295,7 +296,9 @@ def test_side_by_side_chains_equal_ref_matmul():
         c = ref.encode(torch.randn(5, 1, 3, generator=g), cfg.acc_fmt)
         rows = torch.arange(30).reshape(5, 6) * 3 + 1
         cols = torch.arange(15).reshape(5, 3) + 7
-        got = bgemm_codes(a, b, cfg, 99, c, rows=rows, cols=cols)
+        got = bgemm_codes(a, b, cfg, 99, c, rows=rows, cols=cols, side_by_side=True)
+        assert torch.equal(got, bgemm_codes(a, b, cfg, 99, c, rows=rows, cols=cols,
+                                            side_by_side=False))
         for e in range(5):
             want = oracle.mm(a[e], b[e], cfg, 99, c[e], rows=rows[e], cols=cols[e])
             assert torch.equal(got[e], want), spec
