@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	@$(PY) -m pip install -q --upgrade pip
 	@# The CPU wheel of torch first: an unpinned torch would pull a CUDA build.
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==$(TORCH_VERSION)
-	@$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q -e '.[all]'
 	@touch $(STAMP)
 	@echo "setup: done ($(VENV))"
 

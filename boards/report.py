@@ -35,6 +35,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ref import outputs
+from ref.plotting import save_figure
+
+from .registry import find_tool, get_board
+
 __all__ = ["Point", "shapes", "search_largest", "board_probe", "cached_points", "START", "summary_rows", "write_csv",
            "write_markdown", "plot", "TARGET_MHZ", "POINT_COLUMNS", "SUMMARY_COLUMNS"]
 
@@ -301,7 +306,6 @@ def board_probe(board_name: str, cfg, results_dir: str | os.PathLike, *, kmax: i
     ``results_dir/<board>/<spec>/<R>x<C>/`` (reusing a cached ``result.json`` of the same
     design unless ``force``) and return its :class:`Point`. ``build=False``: cached
     results only; a size without one is ``"not built"`` (counted as not fitting)."""
-    from .cli import find_tool, get_board
 
     board = get_board(board_name)
     for var, exe, pkg in board.tools:
@@ -333,7 +337,7 @@ def board_probe(board_name: str, cfg, results_dir: str | os.PathLike, *, kmax: i
                     execute=False, constraint_hz=target_hz)
         code, seconds = _run_script(d, timeout)
         point = parse_build(d, board.family, board.name, spec, rows, cols, code, seconds)
-        cached.write_text(json.dumps({"key": want, "point": asdict(point)}, indent=1))
+        outputs.write_text(cached, json.dumps({"key": want, "point": asdict(point)}, indent=1))
         return point
 
     return probe
@@ -343,7 +347,6 @@ def cached_points(results_dir: str | os.PathLike, board_name: str, cfg, *,
                   kmax: int = 256) -> list[Point]:
     """Every cached build of ``cfg`` on ``board_name`` in ``results_dir`` (any size; e.g. from
     an earlier ``--sizes`` run), smallest first."""
-    from .cli import get_board
 
     board = get_board(board_name)
     key = {"version": CACHE_VERSION, "board": board.name, "spec": cfg.spec(), "kmax": kmax,
@@ -381,14 +384,8 @@ def summary_rows(results: list[tuple[Point | None, Point | None, list[Point]]]) 
 
 
 def write_csv(path: str | os.PathLike, rows: list[dict], columns: list[str]) -> None:
-    import csv
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k, "")) for k in columns})
+    """``rows`` as CSV with ``columns``, written atomically (:func:`ref.outputs.write_csv`)."""
+    outputs.write_csv(path, rows, columns)
 
 
 def _fmt(v, nd=1) -> str:
@@ -399,11 +396,13 @@ def _fmt(v, nd=1) -> str:
     return str(v)
 
 
+_MD_COLUMNS = ("board", "MAC", "largest array", "PEs", "logic cells", "FFs", "BRAM", "DSP",
+               "Fmax (MHz)", "peak MAC/s", "next size up")
+
+
 def write_markdown(path: str | os.PathLike, summary: list[dict], command: str = "") -> str:
-    """The summary as a markdown table (returned and written to ``path``)."""
-    head = ("| board | MAC | largest array | PEs | logic cells | FFs | BRAM | DSP | "
-            "Fmax (MHz) | peak MAC/s | next size up |")
-    lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
+    """The summary as a markdown table (returned and written to ``path`` atomically)."""
+    cells = []
     for r in summary:
         if r.get("rows"):
             size = f"{r['rows']}x{r['cols']}"
@@ -416,14 +415,16 @@ def write_markdown(path: str | os.PathLike, summary: list[dict], command: str = 
         up = f"{r['next_shape']}: {r['next_status']}" if r.get("next_shape") else "not built"
         if r.get("next_message"):
             up += f" ({r['next_message']})"
-        lines.append(f"| {r['board']} | {r['spec']} | {size} | {_fmt(r.get('pes'))} | {lc} | "
-                     f"{_fmt(r.get('ffs'))} | {_fmt(r.get('bram'))} | {_fmt(r.get('dsp'))} | "
-                     f"{_fmt(r.get('fmax_mhz'))} | {macs} | {up} |")
-    text = "\n".join(lines) + "\n"
+        cells.append({
+            "board": r["board"], "MAC": r["spec"], "largest array": size, "PEs": _fmt(r.get("pes")),
+            "logic cells": lc, "FFs": _fmt(r.get("ffs")), "BRAM": _fmt(r.get("bram")),
+            "DSP": _fmt(r.get("dsp")), "Fmax (MHz)": _fmt(r.get("fmax_mhz")), "peak MAC/s": macs,
+            "next size up": up,
+        })
+    text = outputs.markdown_table(cells, _MD_COLUMNS) + "\n"
     if command:
         text += f"\nReproduce: `{command}`\n"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
+    outputs.write_text(path, text)
     return text
 
 
@@ -471,5 +472,4 @@ def plot(path: str | os.PathLike, points: list[Point], summary: list[dict]) -> N
         ax2.set_yscale("log")
         ax2.set_ylim(min(v for v in vals if v) / 2, max(vals) * 4)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)

@@ -13,12 +13,22 @@ markdown table) and the plot. Builds are cached in
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
+import textwrap
+
+from ref.cli import add_mac_arguments, check_outputs, mac_from_args, parse_int
+from ref.config import Rounding
+
+from . import report as R
+from .registry import get_board
 
 __all__ = ["register"]
 
 _ROUNDINGS = ("rn", "rz", "sr_lazy", "sr_eager")
+DEFAULT_BOARDS = "icebreaker,ulx3s-25f"
+DEFAULT_ROUNDINGS = "rn,sr_lazy,sr_eager"
 
 
 def _split(text: str) -> list[str]:
@@ -26,35 +36,52 @@ def _split(text: str) -> list[str]:
 
 
 def _report(args) -> int:
-    import ref
-
-    from . import report as R
-    from .cli import get_board
 
     if args.force and args.no_build:
         raise ValueError("--force rebuilds and --no-build builds nothing: pick one")
     if args.quick:
+        for flag, value in (("--boards", args.boards), ("--roundings", args.roundings)):
+            if value is not None:
+                raise ValueError(f"--quick is icebreaker, rn, 1x1: drop {flag} (or --quick)")
         args.boards, args.roundings, args.sizes = "icebreaker", "rn", args.sizes or "1x1"
-    boards = [get_board(b).name for b in _split(args.boards)]
-    roundings = _split(args.roundings)
+    if args.sizes is not None:
+        for flag, value in (("--start", args.start), ("--max-builds", args.max_builds)):
+            if value is not None:
+                raise ValueError(f"{flag} steers the search; --sizes builds exactly those sizes: "
+                                 "drop one")
+    boards = [get_board(b).name for b in _split(args.boards or DEFAULT_BOARDS)]
+    roundings = _split(args.roundings or DEFAULT_ROUNDINGS)
     for r in roundings:
         if r not in _ROUNDINGS:
             raise ValueError(f"unknown rounding {r!r}: choose from {', '.join(_ROUNDINGS)}")
     if not boards or not roundings:
         raise ValueError("need at least one board (--boards) and one rounding (--roundings)")
-    cfgs = [ref.MacConfig(args.in_fmt, args.acc_fmt, r,
-                          args.rbits if r in ("sr_lazy", "sr_eager") else None) for r in roundings]
-    sizes = [R.parse_shape(s) for s in _split(args.sizes)] if args.sizes else None
-    start = None if args.start == "auto" else R.parse_shape(args.start)
+    mac = mac_from_args(args)
+    if args.rbits is not None and not any(Rounding(r).is_sr for r in roundings):
+        raise ValueError(f"--rbits {args.rbits} does nothing with --roundings {','.join(roundings)}: "
+                         "drop it or add sr_lazy / sr_eager")
+    cfgs = [mac.replace(rounding=r) for r in roundings]
+    args.kmax = parse_int(args.kmax, "--kmax", 1)
+    args.max_builds = parse_int(args.max_builds, "--max-builds", 1)
+    args.timeout = _seconds(args.timeout, "--timeout")
+    sizes = [R.parse_shape(s) for s in _split(args.sizes)] if args.sizes is not None else None
+    if sizes == []:
+        raise ValueError(f"--sizes {args.sizes!r} names no size: give e.g. 1x1,2x2")
+    start = None if args.start in (None, "auto") else R.parse_shape(args.start)
     candidates = R.shapes()
     if start is not None and start not in candidates:
         raise ValueError(f"--start {args.start}: pick a near-square size such as 2x2 or 2x3")
+    # every output before the first build: an unwritable one fails now, not after hours
+    files = [(args.out + ext, "--out") for ext in (".csv", "_points.csv", ".md")]
+    files += [(args.plot, "--plot")] if args.plot else []
+    outputs, _ = check_outputs(files, [] if args.no_build else [(args.results, "--results")])
 
     from tqdm import tqdm
 
     jobs = [(b, c) for b in boards for c in cfgs]
     results = []
-    bar = tqdm(jobs, desc="report", unit="search", file=sys.stderr, disable=args.no_progress)
+    bar = tqdm(jobs, desc="report", unit="search", file=sys.stderr,
+               disable=True if args.no_progress else None)  # None: on a terminal only
     for board, cfg in bar:
         bar.set_postfix_str(f"{board} {cfg.spec()}")
         probe = R.board_probe(board, cfg, args.results, kmax=args.kmax, timeout=args.timeout,
@@ -91,50 +118,77 @@ def _report(args) -> int:
     points.sort(key=lambda p: (boards.index(p.board), roundings.index(p.spec.split(":")[2]),
                                p.pes, p.rows))
     command = _command(args, boards, roundings)
-    R.write_csv(args.out + ".csv", summary, R.SUMMARY_COLUMNS)
-    R.write_csv(args.out + "_points.csv", [p.row() for p in points], R.POINT_COLUMNS)
-    print(R.write_markdown(args.out + ".md", summary, command), end="")
-    written = [args.out + ".csv", args.out + "_points.csv", args.out + ".md"]
+    R.write_csv(outputs[0], summary, R.SUMMARY_COLUMNS)
+    R.write_csv(outputs[1], [p.row() for p in points], R.POINT_COLUMNS)
+    print(R.write_markdown(outputs[2], summary, command), end="")
     if args.plot:
-        R.plot(args.plot, points, summary)
-        written.append(args.plot)
-    print("wrote " + ", ".join(written))
+        R.plot(outputs[3], points, summary)
+    print("wrote " + ", ".join(str(p) for p in outputs))
     return 0
+
+
+def _seconds(text, what: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"cannot read {what} {text!r}: expected seconds, e.g. 3600") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{what} must be a positive number of seconds, got {text}")
+    return value
 
 
 def _command(args, boards, roundings) -> str:
     """The command line that reproduces this report (the options that matter)."""
+    mac = mac_from_args(args)
     parts = ["srmac", "report", "--boards", ",".join(boards), "--roundings", ",".join(roundings),
-             "--in", args.in_fmt, "--acc", args.acc_fmt, "--rbits", str(args.rbits)]
+             "--in", mac.in_fmt.spec(), "--acc", mac.acc_fmt.spec()]
+    if any(Rounding(r).is_sr for r in roundings):
+        parts += ["--rbits", str(mac.rbits)]
     if args.kmax != 256:
         parts += ["--kmax", str(args.kmax)]
     if args.sizes:
         parts += ["--sizes", args.sizes]
-    elif args.start != "auto":
+    elif args.start not in (None, "auto"):
         parts += ["--start", args.start]
     parts += ["--out", args.out] + (["--plot", args.plot] if args.plot else [])
     return " ".join(shlex.quote(p) for p in parts)
 
 
+_EPILOG = """\
+examples:
+  srmac report --boards icebreaker,ulx3s-25f --roundings rn,sr_lazy,sr_eager --plot build/report/scaling.png
+  srmac report --quick --kmax 16 --no-progress          # one 1x1 iCEBreaker build (about 1 min)
+  srmac report --boards ulx3s-85f --roundings sr_eager --rbits 6 --sizes 8x8,10x10
+  srmac report --no-build                               # the tables from cached builds only
+
+Builds are cached in --results; a rerun only parses them (--force rebuilds).
+"""
+
+
 def register(sub):
-    p = sub.add_parser("report", help="scaling report: largest array per board and rounding, "
-                                      "its resources, Fmax and peak MAC/s")
-    p.add_argument("--boards", default="icebreaker,ulx3s-25f",
-                   help="comma-separated boards (default icebreaker,ulx3s-25f)")
-    p.add_argument("--roundings", default="rn,sr_lazy,sr_eager",
-                   help="comma-separated rounding modes (default rn,sr_lazy,sr_eager)")
-    p.add_argument("--in", dest="in_fmt", default="e5m2", help="input format (default e5m2)")
-    p.add_argument("--acc", dest="acc_fmt", default="e6m5", help="accumulator format (default e6m5)")
-    p.add_argument("--rbits", type=int, default=4, help="random bits r for SR (default 4)")
-    p.add_argument("--kmax", type=int, default=256, help="K per RUN command (default 256)")
+    p = sub.add_parser(
+        "report", help="scaling report: largest array per board and rounding, its resources, "
+                       "Fmax and peak MAC/s",
+        description=textwrap.fill(
+            "For each board and rounding, search the largest array whose full board build "
+            "places and routes (or build exactly --sizes), and write the summary table "
+            "(<out>.csv, <out>.md), every build (<out>_points.csv) and, with --plot, the "
+            "figure. Builds are cached, so a rerun only parses them.", 79),
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--boards", default=None,
+                   help=f"comma-separated boards (default {DEFAULT_BOARDS})")
+    p.add_argument("--roundings", default=None,
+                   help=f"comma-separated rounding modes (default {DEFAULT_ROUNDINGS})")
+    add_mac_arguments(p, spec=False, rounding=False)  # --roundings lists the roundings
+    p.add_argument("--kmax", default="256", metavar="K", help="K per RUN command (default 256)")
     p.add_argument("--sizes", default=None,
                    help="build exactly these sizes (e.g. 1x1,2x2) instead of searching")
-    p.add_argument("--start", default="auto",
+    p.add_argument("--start", default=None,
                    help="first size of each search (default auto: near the expected answer, "
                         "e.g. 2x2 on the iCEBreaker, 5x5 on the ULX3S-25F)")
-    p.add_argument("--max-builds", type=int, default=None,
+    p.add_argument("--max-builds", default=None, metavar="N",
                    help="stop each search after this many builds (default: until found)")
-    p.add_argument("--timeout", type=float, default=3600.0,
+    p.add_argument("--timeout", default="3600", metavar="SECONDS",
                    help="seconds per build before it counts as a timeout (default 3600)")
     p.add_argument("--results", default="build/report",
                    help="cache of the builds (default build/report)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ref.config import parse_mac
 
-from .regress import ROOT, simulate, simulator_available
+from .regress import ROOT, simulate, simulator_missing_reason
 
 __all__ = ["ArrayRegressConfig", "ARRAY_BENCH_DIR", "run_array_config", "work_string"]
 
@@ -44,7 +44,7 @@ def run_array_config(rc: ArrayRegressConfig, build_dir, *, vseed: int = 1) -> di
     """Generate, build and simulate one array configuration; returns the bench's report."""
     from .array_export import array_to_verilog, build_array
 
-    why = simulator_available()
+    why = simulator_missing_reason()
     if why:
         raise ValueError(f"cannot run the array regression: {why}")
     if not rc.work:

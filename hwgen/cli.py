@@ -7,37 +7,61 @@ the cocotb regression matrix (Icarus) and prints a summary table.
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
+import re
 import sys
+import textwrap
+from pathlib import Path
+
+from ref.cli import add_mac_arguments, check_outputs, mac_from_args, parse_int
+from ref.outputs import write_text
 
 __all__ = ["register", "build_unit"]
 
 
+_VERILOG_EPILOG = """\
+examples:
+  srmac verilog --in e5m2 --acc e6m5 --rounding sr_eager --rbits 4 -o build/mac.v
+  srmac verilog --mac e4m3:fp16:sr_lazy:8 --rand prng --seed 7 --pipeline 1 -o build/lazy.v
+  srmac verilog --rounding sr_eager --chain-length 4096 -o build/mac.v   # r = 6
+  srmac verilog --array 4x4 --mac e5m2:e6m5:sr_eager:4 -o build/array.v
+  srmac verilog --rounding rn | less                                     # to stdout
+
+The sidecar (-o X.v writes X.json) lists the ports, latency, random-bit layout
+and generator rule; docs/hardware.md describes them.
+"""
+
+_REGRESS_EPILOG = """\
+examples:
+  srmac regress --ops 100000                       # the whole matrix (minutes)
+  srmac regress --ops 1000 --configs e5m2_e6m5_rn,e5m2_e6m5_eager4
+  srmac regress --list
+
+Each configuration builds in <build-dir>/<name>/; a run without a report names
+its sim.log. Exit status 1 when any configuration fails.
+"""
+
+
+def _parser(sub, name, help_, description, epilog):
+    return sub.add_parser(name, help=help_, description=textwrap.fill(description, 79),
+                          epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def register(sub):
-    p = sub.add_parser("verilog", help="generate a MAC as Verilog with a JSON sidecar")
-    p.add_argument(
-        "--in",
-        dest="in_fmt",
-        default="e5m2",
-        help="input format (default e5m2; e.g. e4m3, e5m2:nosub)",
+    p = _parser(
+        sub, "verilog", "generate a MAC (or a systolic array) as Verilog with a JSON sidecar",
+        "Generate the SR multiply-accumulate unit of the given MAC as Verilog (Amaranth, "
+        "exported with Yosys) and a JSON sidecar describing its ports, latency and random "
+        "bits; --array RxC generates an output-stationary systolic array of them instead.",
+        _VERILOG_EPILOG,
     )
-    p.add_argument(
-        "--acc", default="e6m5", help="accumulator format (default e6m5; e.g. fp16, bf16:nosub)"
-    )
-    p.add_argument("--rounding", default="rn", help="rn, rz, sr_lazy or sr_eager (default rn)")
-    p.add_argument("--rbits", type=int, default=None, help="random bits r for SR")
-    p.add_argument(
-        "--chain-length",
-        type=int,
-        default=None,
-        help="derive r = required_rbits(N) for chains of length N (SR only)",
-    )
+    add_mac_arguments(p, chain_length=True)
     p.add_argument(
         "--rand",
         choices=("port", "prng"),
         default=None,
-        help="random bits from the rand port or the built-in xorshift32 "
+        help="SR only: random bits from the rand port or the built-in xorshift32 "
         "(default port; an --array always uses one generator per PE)",
     )
     p.add_argument(
@@ -47,24 +71,32 @@ def register(sub):
         help="generate an R x C output-stationary systolic array of MACs instead of one MAC",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="generator seed with --rand prng (default 0)"
+        "--seed", metavar="S", default=None,
+        help="generator seed, 0..2**32-1, with --rand prng or --array (default 0)"
     )
     p.add_argument(
-        "--pipeline", type=int, default=0, help="register stages before the accumulation loop"
+        "--pipeline", metavar="N", default="0",
+        help="register stages before the accumulation loop (default 0)"
     )
     p.add_argument(
         "--name", default=None, help="module name (default derived from the configuration)"
     )
     p.add_argument(
-        "-o", "--output", default=None, help="output .v file (default: stdout; sidecar next to it)"
+        "-o", "--output", default=None,
+        help="output .v file (default: stdout); the sidecar goes beside it as .json"
     )
     p.set_defaults(func=_verilog)
 
-    q = sub.add_parser(
-        "regress", help="run the cocotb/Icarus regression matrix of the generated MACs"
+    q = _parser(
+        sub, "regress", "run the cocotb/Icarus regression matrix of the generated MACs",
+        "Generate every MAC of the regression matrix (hwgen.regress.MATRIX), build it with "
+        "Icarus Verilog and run the cocotb bench against the golden model, code for code; "
+        "one row per configuration as it finishes, then a summary.",
+        _REGRESS_EPILOG,
     )
     q.add_argument(
-        "--ops", type=int, default=100_000, help="operations per configuration (default 100000)"
+        "--ops", default="100000", metavar="N",
+        help="operations per configuration (default 100000)"
     )
     q.add_argument(
         "--configs",
@@ -74,85 +106,79 @@ def register(sub):
     q.add_argument(
         "--build-dir", default="build/regress", help="build folder (default build/regress)"
     )
-    q.add_argument("--seed", type=int, default=1, help="vector seed (default 1)")
+    q.add_argument("--seed", default="1", metavar="S", help="vector seed, >= 0 (default 1)")
     q.add_argument("--list", action="store_true", help="list the configurations and exit")
     q.set_defaults(func=_regress)
 
 
-def build_config(in_fmt, acc, rounding, rbits=None, chain_length=None, seed=0):
-    """Validate CLI-level options and return the :class:`ref.MacConfig`."""
-    from ref.config import SR_ROUNDINGS, MacConfig, required_rbits
-
-    if chain_length is not None:
-        if rounding not in SR_ROUNDINGS:
-            raise ValueError(f"--chain-length only applies to SR roundings, not {rounding!r}")
-        if rbits is not None:
-            raise ValueError("give either --rbits or --chain-length, not both")
-        rbits = required_rbits(chain_length)
-    if rounding in SR_ROUNDINGS and rbits in (None, 0):
-        raise ValueError(f"rounding {rounding!r} needs --rbits r >= 1 (or --chain-length N)")
-    cfg = MacConfig(in_fmt, acc, rounding, rbits)
-    if seed < 0 or seed >= 1 << 32:
-        raise ValueError(f"--seed {seed} out of range: use 0..2**32-1")
-    return cfg
-
-
-def build_unit(
-    in_fmt, acc, rounding, rbits=None, chain_length=None, rand="port", seed=0, pipeline=0
-):
-    """Validate CLI-level options and build the :class:`hwgen.mac.MacUnit`."""
+def build_unit(cfg, rand="port", seed=0, pipeline=0):
+    """Build the :class:`hwgen.mac.MacUnit` of ``cfg`` (ValueError on a bad seed)."""
     from .mac import MacUnit
 
-    cfg = build_config(in_fmt, acc, rounding, rbits, chain_length, seed)
-    return MacUnit(cfg, rand=rand, seed=seed, pipeline=pipeline)
+    return MacUnit(cfg, rand=rand, seed=parse_int(seed, "--seed", 0, 2**32 - 1),
+                   pipeline=pipeline)
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _verilog_options(args):
+    """(cfg, seed, pipeline, (verilog path, sidecar path) or None), refusing ignored options."""
+    cfg = mac_from_args(args)
+    seed = parse_int(args.seed, "--seed", 0, 2**32 - 1)
+    pipeline = parse_int(args.pipeline, "--pipeline", 0)
+    if args.name is not None and not _IDENTIFIER.fullmatch(args.name):
+        raise ValueError(f"--name {args.name!r} is not a Verilog identifier: use letters, digits "
+                         "and _, starting with a letter")
+    if args.rand is not None and not cfg.is_sr:
+        raise ValueError(f"--rand {args.rand} does nothing with rounding {cfg.rounding}: "
+                         "only SR uses random bits")
+    if args.array is not None and args.rand == "port":
+        raise ValueError("--array uses one built-in generator per PE; drop --rand port")
+    if seed is not None:
+        if not cfg.is_sr:
+            raise ValueError(f"--seed {seed} does nothing with rounding {cfg.rounding}: "
+                             "only SR has a generator")
+        if args.array is None and args.rand != "prng":
+            raise ValueError(f"--seed {seed} seeds the built-in generator: add --rand prng "
+                             "(with the rand port the bits come from outside)")
+    paths = None
+    if args.output is not None:
+        out = Path(args.output)
+        side = out.with_suffix(".json")
+        if side == out:
+            raise ValueError(f"-o {out}: the JSON sidecar would overwrite the Verilog; "
+                             "name the Verilog file .v")
+        paths, _ = check_outputs([(out, "-o"), (side, "sidecar")])
+    return cfg, seed or 0, pipeline, paths
 
 
 def _verilog(args) -> int:
+    cfg, seed, pipeline, paths = _verilog_options(args)  # every check before Amaranth runs
     if args.array is not None:
         from .array_export import export_array, parse_shape
 
-        if args.rand == "port":
-            raise ValueError("--array uses one built-in generator per PE; drop --rand port")
         rows, cols = parse_shape(args.array)
-        cfg = build_config(
-            args.in_fmt, args.acc, args.rounding, args.rbits, args.chain_length, args.seed
-        )
-        name, text, meta = export_array(
-            cfg, rows, cols, seed=args.seed, pipeline=args.pipeline, name=args.name
-        )
-        return _write(args.output, name, text, meta, f"{rows}x{cols} array")
+        name, text, meta = export_array(cfg, rows, cols, seed=seed, pipeline=pipeline,
+                                        name=args.name)
+        return _write(paths, name, text, meta, f"{rows}x{cols} array")
 
     from .export import default_module_name, sidecar, to_verilog
 
-    unit = build_unit(
-        args.in_fmt,
-        args.acc,
-        args.rounding,
-        args.rbits,
-        args.chain_length,
-        args.rand or "port",
-        args.seed,
-        args.pipeline,
-    )
+    unit = build_unit(cfg, args.rand or "port", seed, pipeline)
     name = args.name or default_module_name(unit)
-    return _write(args.output, name, to_verilog(unit, name), sidecar(unit, name),
+    return _write(paths, name, to_verilog(unit, name), sidecar(unit, name),
                   f"latency {unit.latency}")
 
 
-def _write(out, name, text, meta, what) -> int:
-    """Write the Verilog (stdout when ``out`` is None) and its JSON sidecar beside it."""
-    if out is None:
+def _write(paths, name, text, meta, what) -> int:
+    """Write the Verilog (stdout when ``paths`` is None) and its JSON sidecar, each atomically."""
+    if paths is None:
         sys.stdout.write(text)
         return 0
-    d = os.path.dirname(out)
-    if d:
-        os.makedirs(d, exist_ok=True)
-    with open(out, "w") as f:
-        f.write(text)
-    side = os.path.splitext(out)[0] + ".json"
-    with open(side, "w") as f:
-        json.dump(meta, f, indent=2, sort_keys=True)
-        f.write("\n")
+    out, side = paths
+    write_text(out, text)
+    write_text(side, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     print(f"wrote {out} ({name}, {what}) and {side}")
     return 0
 
@@ -164,16 +190,30 @@ def _regress(args) -> int:
         for c in MATRIX:
             print(c.name)
         return 0
-    if args.ops < 1:
-        raise ValueError(f"--ops must be >= 1, got {args.ops}")
-    names = (
-        None if args.configs is None else [s.strip() for s in args.configs.split(",") if s.strip()]
-    )
-    results = run_matrix(args.ops, names=names, build_dir=args.build_dir, seed=args.seed)
-    print(f"{'configuration':44s} {'ops':>8s} {'mismatches':>10s} {'sim time [s]':>12s}")
-    bad = 0
-    for r in results:
-        print(f"{r['name']:44s} {r['ops']:8d} {r['mismatches']:10d} {r['seconds']:12.1f}")
-        bad += r["mismatches"] != 0 or not r["passed"]
-    print(f"{len(results)} configurations, {bad} failing")
-    return 1 if bad else 0
+    ops = parse_int(args.ops, "--ops", 1, 10**8)
+    seed = parse_int(args.seed, "--seed", 0, 2**32 - 2)  # the bench seeds numpy with seed + 1
+    names = None
+    if args.configs is not None:
+        names = [s.strip() for s in args.configs.split(",") if s.strip()]
+        if not names:
+            raise ValueError(f"--configs {args.configs!r} names no configuration: give names, "
+                             "e.g. --configs e5m2_e6m5_rn (`srmac regress --list` shows them)")
+        bad = [n for n in names if n not in {c.name for c in MATRIX}]
+        if bad:
+            raise ValueError(f"unknown configuration {bad[0]!r}; `srmac regress --list` shows them")
+    check_outputs(dirs=[(args.build_dir, "--build-dir")])
+    head = f"{'configuration':44s} {'ops':>8s} {'mismatches':>10s} {'sim time [s]':>12s}"
+    print(head, flush=True)
+    failing = []
+
+    def row(r):
+        print(f"{r['name']:44s} {r['ops']:8d} {r['mismatches']:10d} {r['seconds']:12.1f}"
+              + ("" if r["passed"] and r["mismatches"] == 0 else "  FAIL"), flush=True)
+        if not r["passed"] or r["mismatches"] != 0:
+            failing.append(r)
+            for line in r.get("details", [])[:3]:
+                print(f"    {line}", flush=True)
+
+    results = run_matrix(ops, names=names, build_dir=args.build_dir, seed=seed, on_result=row)
+    print(f"{len(results)} configurations, {len(failing)} failing")
+    return 1 if failing else 0

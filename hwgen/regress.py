@@ -21,7 +21,7 @@ __all__ = [
     "RegressConfig",
     "MATRIX",
     "BENCH_DIR",
-    "simulator_available",
+    "simulator_missing_reason",
     "run_config",
     "run_matrix",
 ]
@@ -86,14 +86,14 @@ MATRIX = [
 ]
 
 
-def simulator_available() -> str | None:
-    """None when Icarus and cocotb are usable, else the reason."""
+def simulator_missing_reason() -> str | None:
+    """Why the simulator cannot run (a one-line reason), or None when Icarus and cocotb are usable."""
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
-        return "Icarus Verilog (iverilog, vvp) not found on PATH"
+        return "Icarus Verilog (iverilog, vvp) not found on PATH: apt-get install iverilog"
     try:
         import cocotb_tools.runner  # noqa: F401
     except ImportError:
-        return "cocotb is not installed"
+        return "cocotb is not installed: pip install 'srmac[hw]'"
     if not (BENCH_DIR / "mac_bench.py").exists():
         return f"bench {BENCH_DIR / 'mac_bench.py'} not found (run from a source checkout)"
     return None
@@ -104,10 +104,11 @@ def run_config(rc: RegressConfig, ops: int, build_dir: str | os.PathLike, *, see
     from .export import to_verilog
     from .mac import MacUnit
 
-    why = simulator_available()
+    why = simulator_missing_reason()
     if why:
         raise ValueError(f"cannot run the regression: {why}")
-    bdir = Path(build_dir) / rc.name
+    # Absolute: the simulator runs with the build folder as its working directory.
+    bdir = Path(build_dir).resolve() / rc.name
     bdir.mkdir(parents=True, exist_ok=True)
     hw_cfg = parse_mac(rc.hw_mac) if rc.hw_mac else rc.cfg
     unit = MacUnit(hw_cfg, rand=rc.rand, seed=rc.seed, pipeline=rc.pipeline)
@@ -139,6 +140,9 @@ def simulate(top: str, verilog: str, bdir: Path, bench: str, bench_dir: Path, en
     """
     from cocotb_tools.runner import get_results, get_runner
 
+    # The simulator runs in bdir: every path it is given must be absolute.
+    bdir = Path(bdir).resolve()
+    env = {**env, "SRMAC_REPORT": str(Path(env["SRMAC_REPORT"]).resolve())}
     src = bdir / f"{top}.v"
     if not src.exists() or src.read_text() != verilog:
         src.write_text(verilog)  # unchanged sources keep the runner's build cache
@@ -177,13 +181,33 @@ def simulate(top: str, verilog: str, bdir: Path, bench: str, bench_dir: Path, en
     return out
 
 
-def run_matrix(ops: int, *, names=None, build_dir="build/regress", seed: int = 1) -> list[dict]:
+def run_matrix(ops: int, *, names=None, build_dir="build/regress", seed: int = 1,
+               on_result=None) -> list[dict]:
+    """Run the configurations ``names`` (default: all of :data:`MATRIX`) one after another.
+
+    ``on_result(report)`` is called as each configuration finishes (the CLI
+    prints its row then). ``build_dir`` may be relative to the working directory.
+    """
     known = {c.name: c for c in MATRIX}
-    if names:
+    if names is not None:
+        if not names:
+            raise ValueError("no configuration named: give names, e.g. --configs e5m2_e6m5_rn "
+                             "(`srmac regress --list` shows them)")
         bad = [n for n in names if n not in known]
         if bad:
             raise ValueError(f"unknown configuration {bad[0]!r}; `srmac regress --list` shows them")
         chosen = [known[n] for n in names]
     else:
         chosen = MATRIX
-    return [run_config(rc, ops, build_dir, seed=seed) for rc in chosen]
+    build_dir = Path(build_dir).resolve()
+    results = []
+    for rc in chosen:
+        results.append(run_config(rc, ops, build_dir, seed=seed))
+        if on_result is not None:
+            on_result(results[-1])
+    return results
+
+
+#: The old name (it returned a reason when the simulator was *missing*), kept while other
+#: branches still import it.
+simulator_available = simulator_missing_reason

@@ -16,12 +16,16 @@ command runs, so ``srmac --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+from ref import outputs
+from ref.cli import add_mac_arguments, check_outputs, mac_from_args, mac_options_given
+from ref.outputs import write_text
+from ref.plotting import save_figure
 
 __all__ = ["register", "sweep_specs", "DEFAULT_SWEEP_FORMATS", "DEFAULT_SWEEP_RBITS"]
 
@@ -55,8 +59,10 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "spec", nargs="?", help="MAC spec in:acc:rounding[:r], e.g. e5m2:e6m5:sr_eager:4"
+        "spec", nargs="?", help="MAC spec in:acc:rounding[:r], e.g. e5m2:e6m5:sr_eager:4 "
+        "(the same as --mac SPEC)"
     )
+    add_mac_arguments(p)
     p.add_argument("--device", default="up5k", help="target FPGA (default up5k)")
     p.add_argument(
         "--dsp",
@@ -94,19 +100,14 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--formats",
-        default=",".join(DEFAULT_SWEEP_FORMATS),
+        default=None,
         help="sweep: comma list of in:acc format pairs (default e5m2:e6m5,e4m3:fp16)",
     )
     p.add_argument(
-        "--rbits",
-        default=",".join(str(r) for r in DEFAULT_SWEEP_RBITS),
-        help="sweep: comma list of r values (default 2,4,6,8,12,16)",
+        "--out", default=None, help="sweep: output folder (default build/synth)"
     )
     p.add_argument(
-        "--out", default="build/synth", help="sweep: output folder (default build/synth)"
-    )
-    p.add_argument(
-        "--jobs", default=str(MAX_JOBS), help=f"sweep: parallel tool runs, 1..{MAX_JOBS}"
+        "--jobs", default=None, help=f"sweep: parallel tool runs, 1..{MAX_JOBS} (default {MAX_JOBS})"
     )
     p.add_argument(
         "--reuse",
@@ -165,11 +166,11 @@ def sweep_specs(formats, rbits) -> list[str]:
     return specs
 
 
-def _mac_unit(spec: str, pipeline: int, rand: str):
+def _mac_unit(spec, pipeline: int, rand: str):
     from hwgen.mac import MacUnit
     from ref.config import parse_mac
 
-    cfg = parse_mac(spec)
+    cfg = parse_mac(spec)  # a spec string or a MacConfig
     return cfg, MacUnit(cfg, rand=rand, pipeline=pipeline)
 
 
@@ -200,15 +201,33 @@ def _cmd_synth(args) -> int:
         raise ValueError(f"--pipeline takes one value, got {args.pipeline!r}")
     pipeline = pipeline[0]
     if args.sweep:
-        if args.spec:
+        for flag, dest in (("--json", "json"), ("--keep", "keep")):
+            if getattr(args, dest) not in (None, False):
+                raise ValueError(f"{flag} is for one MAC; --sweep writes its tables under --out")
+        if args.spec or args.mac:
             raise ValueError(
-                f"--sweep takes no MAC spec (got {args.spec!r}): use --formats and --rbits"
+                f"--sweep takes no MAC spec (got {args.spec or args.mac!r}): use --formats and --rbits"
             )
+        given = [f for f in mac_options_given(args) if f != "--rbits"]
+        if given:
+            raise ValueError(f"--sweep sweeps the roundings of --formats: drop {given[0]}")
         return _cmd_sweep(args, dev, seeds, freq, pipeline)
-    if not args.spec:
-        raise ValueError("give a MAC spec (e.g. e5m2:e6m5:sr_eager:4) or --sweep")
+    for flag, dest in (("--formats", "formats"), ("--out", "out"), ("--jobs", "jobs"),
+                       ("--reuse", "reuse")):
+        if getattr(args, dest) not in (None, False):
+            raise ValueError(f"{flag} is a --sweep option: add --sweep, or drop it "
+                             "(one MAC: --keep DIR keeps its tool files)")
+    if args.spec and args.mac:
+        raise ValueError(f"give the MAC once: SPEC {args.spec} or --mac {args.mac}")
+    args.mac = args.mac or args.spec
+    if not mac_options_given(args):
+        raise ValueError("give a MAC spec (e.g. e5m2:e6m5:sr_eager:4, or --in/--acc/--rounding/"
+                         "--rbits) or --sweep")
+    cfg = mac_from_args(args)
+    if args.keep is not None:
+        check_outputs(dirs=[(args.keep, "--keep")])
     synth.tool_path(dev.nextpnr, dev.package)  # missing ECP5 tools: one line, before Amaranth runs
-    cfg, dut = _mac_unit(args.spec, pipeline, args.rand)
+    cfg, dut = _mac_unit(cfg, pipeline, args.rand)
     meta = _meta(cfg, pipeline, args.rand)
     if args.dry_run:
         import tempfile
@@ -339,16 +358,21 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
 
     from hwgen import synth
 
-    jobs_n = _int_list(args.jobs, "--jobs", 1, MAX_JOBS)[0]
-    formats = [f for f in args.formats.split(",") if f.strip()]
+    jobs_n = _int_list(args.jobs or str(MAX_JOBS), "--jobs", 1, MAX_JOBS)[0]
+    formats = [f for f in (args.formats or ",".join(DEFAULT_SWEEP_FORMATS)).split(",") if f.strip()]
     if not formats:
         raise ValueError("--formats is empty: give in:acc pairs, e.g. e5m2:e6m5")
-    rbits = _int_list(args.rbits, "--rbits", 1, 30)
+    # with --sweep, --rbits is a comma list of the r values swept
+    rbits = _int_list(args.rbits or ",".join(map(str, DEFAULT_SWEEP_RBITS)), "--rbits", 1, 30)
     specs = sweep_specs(formats, rbits)
     synth.tool_path(dev.nextpnr, dev.package)
-    out = Path(args.out)
+    out = Path(args.out or "build/synth")
     tag = f"{dev.name}_p{pipeline}" + ("_dsp" if args.dsp else "")
     work = out / f"work_{tag}"
+    (csv_path, md_path, png_path), _ = check_outputs(
+        [(out / f"sweep_{tag}.{ext}", "sweep output") for ext in ("csv", "md", "png")],
+        [(out, "--out")],
+    )
 
     # Amaranth elaboration is serial (here); only the tools run in parallel threads.
     rows: dict[str, dict] = {}
@@ -396,10 +420,8 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
                 failed += 1
                 rows[spec] = {**jobs[spec].meta, "device": dev.name, "error": str(exc)}
     ordered = [rows[s] for s in specs]
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path, png_path = (out / f"sweep_{tag}.{ext}" for ext in ("csv", "md", "png"))
     write_csv(ordered, csv_path)
-    md_path.write_text(markdown_table(ordered) + "\n")
+    write_text(md_path, markdown_table(ordered) + "\n")
     plot_sweep(ordered, png_path, title=f"{dev.description}, pipeline {pipeline}")
     print(f"sweep: {len(specs)} configurations in {time.monotonic() - t0:.0f} s, {failed} failed")
     print(f"wrote {csv_path}, {md_path}, {png_path}")
@@ -407,49 +429,45 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
 
 
 def write_csv(rows: list[dict], path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=_CSV_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in _CSV_FIELDS})
+    """The sweep's rows as CSV (the columns of :data:`_CSV_COLUMNS`), written atomically."""
+    outputs.write_csv(path, rows, _CSV_FIELDS)
 
 
 def read_csv(path) -> list[dict]:
     """Rows of a sweep CSV, numbers converted back."""
-    rows = []
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            for k, typ in _CSV_COLUMNS.items():
-                if typ is not str and k in r:
-                    r[k] = typ(r[k]) if r[k] not in ("", None) else None
-            rows.append(r)
+    rows = outputs.read_csv(path)  # a line cut short by a crash is a one-line error
+    for r in rows:
+        for k, typ in _CSV_COLUMNS.items():
+            if typ is not str and k in r:
+                r[k] = typ(r[k]) if r[k] not in ("", None) else None
     return rows
+
+
+_MD_COLUMNS = ("MAC", "rounding", "r", "LUT4", "carry", "FF", "logic cells (wrapped)", "Fmax MHz",
+               "levels", "path ns (logic + routing)", "critical path")
 
 
 def markdown_table(rows: list[dict]) -> str:
     """One line per configuration: area of the MAC alone, Fmax and the critical path."""
-    head = (
-        "| MAC | rounding | r | LUT4 | carry | FF | logic cells (wrapped) | Fmax MHz | "
-        "levels | path ns (logic + routing) | critical path |"
-    )
-    lines = [head, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    cells = []
     for r in rows:
-        mac = f"{r.get('in_fmt')} -> {r.get('acc_fmt')}"
-        rb = r.get("rbits") or "-"
+        cell = {"MAC": f"{r.get('in_fmt')} -> {r.get('acc_fmt')}", "rounding": r.get("rounding"),
+                "r": r.get("rbits") or "-"}
         if r.get("error"):
-            lines.append(
-                f"| {mac} | {r.get('rounding')} | {rb} | error: {r['error'][:80]} | | | | | | | |"
-            )
-            continue
-        fmax = f"{float(r['fmax_mhz']):.2f}" if r.get("fmax_mhz") not in (None, "") else "n/a"
-        lines.append(
-            f"| {mac} | {r['rounding']} | {rb} | {r['dut_luts']} | {r['dut_carry']} "
-            f"| {r['dut_ffs']} "
-            f"| {r['logic_cells']} | {fmax} | {r['crit_levels']} | {float(r['crit_ns']):.1f} "
-            f"({float(r['crit_logic_ns']):.1f} + {float(r['crit_routing_ns']):.1f}) "
-            f"| `{r['crit_start']}` -> `{r['crit_end']}` |"
-        )
-    return "\n".join(lines)
+            cell["LUT4"] = f"error: {r['error'][:80]}"
+        else:
+            fmax = r.get("fmax_mhz")
+            cell.update({
+                "LUT4": r["dut_luts"], "carry": r["dut_carry"], "FF": r["dut_ffs"],
+                "logic cells (wrapped)": r["logic_cells"],
+                "Fmax MHz": "n/a" if fmax in (None, "") else f"{float(fmax):.2f}",
+                "levels": r["crit_levels"],
+                "path ns (logic + routing)": f"{float(r['crit_ns']):.1f} "
+                f"({float(r['crit_logic_ns']):.1f} + {float(r['crit_routing_ns']):.1f})",
+                "critical path": f"`{r['crit_start']}` -> `{r['crit_end']}`",
+            })
+        cells.append(cell)
+    return outputs.markdown_table(cells, _MD_COLUMNS, align="llrrrrrrrrl")
 
 
 def plot_sweep(rows: list[dict], path, title: str = "") -> None:
@@ -497,4 +515,4 @@ def plot_sweep(rows: list[dict], path, title: str = "") -> None:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)

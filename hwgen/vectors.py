@@ -19,7 +19,7 @@ from ref.config import MacConfig
 from ref.formats import FloatFormat
 from ref.prng import Xorshift32
 
-__all__ = ["Stream", "make_stream", "corner_codes"]
+__all__ = ["Stream", "make_stream", "corner_codes", "random_finite"]
 
 
 @dataclass
@@ -117,7 +117,14 @@ def _directed(cfg: MacConfig, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def _random_finite(fmt: FloatFormat, rng, n: int, p_special: float = 0.002) -> np.ndarray:
+def random_finite(fmt: FloatFormat, rng, n: int, p_special: float = 0.002) -> np.ndarray:
+    """``n`` random codes of ``fmt`` (int64), mostly finite.
+
+    Uniform over all codes, except that a NaN or infinity is kept only with
+    probability ``p_special`` and otherwise replaced by a random finite code of
+    the same sign (formats with NaN; others keep every code). ``rng`` is a
+    ``numpy.random.Generator``.
+    """
     codes = rng.integers(0, fmt.num_codes, n)
     if fmt.has_nan:
         bad = np.isnan(ref.decode(codes, fmt)) | np.isinf(ref.decode(codes, fmt))
@@ -162,14 +169,14 @@ def make_stream(
     single_z = np.where(
         rng.random(n_single) < 0.5,
         rng.integers(0, fa.num_codes, n_single),
-        _random_finite(fa, rng, n_single),
+        random_finite(fa, rng, n_single),
     )
-    first_c = np.concatenate([dz[sel], single_z, _random_finite(fa, rng, len(lens))])
+    first_c = np.concatenate([dz[sel], single_z, random_finite(fa, rng, len(lens))])
     a = np.concatenate(
-        [da[sel], rng.integers(0, fi.num_codes, n_single), _random_finite(fi, rng, n_chain)]
+        [da[sel], rng.integers(0, fi.num_codes, n_single), random_finite(fi, rng, n_chain)]
     )
     b = np.concatenate(
-        [db[sel], rng.integers(0, fi.num_codes, n_single), _random_finite(fi, rng, n_chain)]
+        [db[sel], rng.integers(0, fi.num_codes, n_single), random_finite(fi, rng, n_chain)]
     )
     # Chain c values: 30 % start from +0 as ref.dot does by default.
     chain_c = first_c[n_dir + n_single :]
@@ -241,3 +248,7 @@ def make_stream(
         out["expected"][junk] = -1
         return Stream(valid, **out)
     return Stream(np.ones(n, dtype=np.int64), first, a, b, c, rand, z_in, expected)
+
+
+#: The old private name, kept while other branches still import it.
+_random_finite = random_finite

@@ -7,14 +7,14 @@ the same bits.
 
 from .chain import dot, dot_reference, matmul, matmul_reference
 from .codec import decode, encode, quantize
-from .config import MAX_RBITS, ROUNDINGS, MacConfig, parse_mac, required_rbits
+from .config import MAX_RBITS, ROUNDINGS, MacConfig, Rounding, parse_mac, required_rbits
 from .formats import BF16, E4M3, E5M2, E6M5, FP16, FP32, NAMED_FORMATS, FloatFormat, parse_format
 from .mac import mac
 from .prng import Xorshift32, seed_state_int
 
 __all__ = [
     "FloatFormat", "E5M2", "E4M3", "E6M5", "FP16", "BF16", "FP32", "NAMED_FORMATS",
-    "parse_format", "encode", "decode", "quantize", "MacConfig", "parse_mac", "ROUNDINGS",
+    "parse_format", "encode", "decode", "quantize", "MacConfig", "Rounding", "parse_mac", "ROUNDINGS",
     "MAX_RBITS", "required_rbits", "mac", "dot", "matmul", "dot_reference", "matmul_reference", "Xorshift32", "seed_state_int",
     "sr_matmul",
 ]

@@ -49,7 +49,7 @@ smaller still since every r reuses the same data and random words).
 
 from __future__ import annotations
 
-import csv
+import argparse
 import math
 import sys
 from dataclasses import dataclass, field
@@ -58,9 +58,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .chain import matmul
+from .cli import add_mac_arguments, check_outputs, mac_from_args
 from .codec import decode, encode
 from .config import MAX_RBITS, MacConfig, required_rbits
 from .formats import parse_format
+from .mac import mac
+from .outputs import check_writable_dir
+from .outputs import write_csv as _write_csv
+from .plotting import save_figure, subplots
 
 __all__ = [
     "DISTRIBUTIONS", "FULL_R", "SweepSpec", "SweepResult", "make_data", "exact_prefix",
@@ -182,8 +188,6 @@ def exact_fraction(a_codes, b_codes, in_fmt) -> Fraction:
 
 def chain_prefix(A, B, cfg: MacConfig, seed: int, ns, progress=None):
     """``{n: accumulator codes (M, N)}`` at every checkpoint n, in one pass of ``ref.matmul``."""
-    from .chain import matmul
-
     z = state = None
     out, k0 = {}, 0
     for n in sorted(ns):
@@ -333,13 +337,8 @@ def format_knee_table(knees, tol: float = 0.10) -> str:
 # ---- output files ---------------------------------------------------------------------
 
 def write_csv(rows, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
+    """Write the sweep's rows (or knees) as CSV, atomically (:mod:`ref.outputs`)."""
+    return _write_csv(path, rows)
 
 
 def plot(result: SweepResult, out_dir, prefix: str = "rbits") -> list:
@@ -350,11 +349,8 @@ def plot(result: SweepResult, out_dir, prefix: str = "rbits") -> list:
     """
     import matplotlib
 
-    from .plotting import subplots
-
     spec = result.spec
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_writable_dir(out_dir, "plot folder")
     idx = {(c["dist"], c["n"], c["rounding"], c["rbits"]): c for c in result.rows}
     knees = {(k["dist"], k["n"], k["rounding"]): k["knee"] for k in result.knees}
     sr_modes = [m for m in spec.modes if m.startswith("sr")]
@@ -386,9 +382,7 @@ def plot(result: SweepResult, out_dir, prefix: str = "rbits") -> list:
         fig.suptitle(f"{DISTRIBUTIONS[dist][0]}: o = measured knee, ^ = ceil(log2(n)/2), "
                      f"dotted = full-precision SR (r = {FULL_R})", fontsize=9)
         fig.tight_layout()
-        p = out_dir / f"{prefix}_{dist}.png"
-        fig.savefig(p, dpi=110)
-        paths.append(p)
+        paths.append(save_figure(fig, out_dir / f"{prefix}_{dist}.png", dpi=110))
     return paths
 
 
@@ -402,8 +396,6 @@ def sr_bias_exact(z, a, b, cfg: MacConfig):
     input codes (1-D, same length). Returns a float64 array (exact to float64
     rounding of the final ratio); the ulp is that of the exact sum's binade.
     """
-    from .mac import mac
-
     if not cfg.is_sr:
         raise ValueError(f"sr_bias_exact needs an SR rounding, got {cfg.rounding!r}")
     if cfg.rand_bits > 16:
@@ -435,6 +427,7 @@ def _floor_log2(x: Fraction) -> int:
 
 # ---- command line --------------------------------------------------------------------------
 
+DEFAULT_OUT = "build/rbits"
 _QUICK = dict(n_min=16, n_max=256, rmax=8, runs=512, dists=("uniform",))
 
 
@@ -449,11 +442,9 @@ def add_sweep_arguments(parser, sweep_group=None):
         "--sweep", action="store_true",
         help="measure the error of RN, RZ and SR with r = 1..rmax bits against the exact sum and "
              "find the knee where more bits stop helping (writes CSV + plots)")
+    # the formats of the chains (every rounding and r = 1..rmax are swept)
+    add_mac_arguments(parser, spec=False, rounding=False, rbits=False)
     g = parser.add_argument_group("sweep options")
-    g.add_argument("--acc", dest="acc_fmt", default="e6m5", metavar="FMT",
-                   help="accumulator format (default: e6m5)")
-    g.add_argument("--in", dest="in_fmt", default="e5m2", metavar="FMT",
-                   help="multiplier input format (default: e5m2)")
     g.add_argument("--n-min", metavar="N", help="shortest chain, a power of two (default: 16)")
     g.add_argument("--n-max", metavar="N", help="longest chain, a power of two (default: 16384)")
     g.add_argument("--rmax", metavar="R", help="largest r swept (default: 16)")
@@ -462,7 +453,7 @@ def add_sweep_arguments(parser, sweep_group=None):
                    help=f"comma list of {', '.join(DISTRIBUTIONS)} or 'all' "
                         f"(default: {','.join(DEFAULT_DISTS)})")
     g.add_argument("--tol", metavar="T", help="knee tolerance over full-precision SR (default: 0.10)")
-    g.add_argument("--out", dest="sweep_out", default="build/rbits", metavar="DIR",
+    g.add_argument("--out", dest="sweep_out", default=None, metavar="DIR",
                    help="output folder for rbits.csv, rbits_knee.csv, rbits_<dist>.png (default: build/rbits)")
     g.add_argument("--seed", metavar="S", help="data and PRNG seed (default: 1)")
     g.add_argument("--quick", action="store_true",
@@ -517,21 +508,24 @@ def spec_from_args(args) -> tuple[SweepSpec, float]:
         if not 0 < tol < 10:
             raise ValueError(f"--tol must be in (0, 10), got {tol}")
     ns = tuple(2**k for k in range(n_min.bit_length() - 1, n_max.bit_length()))
-    spec = SweepSpec(parse_format(args.in_fmt), parse_format(args.acc_fmt), ns, rmax, runs, dists, seed)
+    mac = mac_from_args(args)
+    spec = SweepSpec(mac.in_fmt, mac.acc_fmt, ns, rmax, runs, dists, seed)
     return _check_spec(spec), tol
 
 
 def run_sweep(args) -> int:
     """``srmac rbits --sweep``: run the sweep, print the knee table, write CSVs and plots."""
     spec, tol = spec_from_args(args)
+    out = Path(args.sweep_out or DEFAULT_OUT)
+    names = ["rbits.csv", "rbits_knee.csv", *(f"rbits_{d}.png" for d in spec.dists)]
+    check_outputs([(out / n, "sweep output") for n in names], [(out, "--out")])  # before the sweep
     M, N = spec.shape()
     print(f"rbits sweep: {spec.in_fmt.name} x {spec.in_fmt.name} -> {spec.acc_fmt.name}, "
           f"n = {spec.ns[0]}..{spec.ns[-1]}, r = 1..{spec.rmax} and {FULL_R} (full), "
           f"{M * N} chains per cell ({M} data rows x {N} columns), dists {', '.join(spec.dists)}, "
           f"seed {spec.seed}")
-    result = sweep(spec, progress=True, tol=tol)
+    result = sweep(spec, progress=sys.stderr.isatty(), tol=tol)
     print(format_knee_table(result.knees, tol))
-    out = Path(args.sweep_out)
     csv_path = write_csv(result.rows, out / "rbits.csv")
     knee_path = write_csv(result.knees, out / "rbits_knee.csv")
     pngs = plot(result, out)
@@ -541,8 +535,6 @@ def run_sweep(args) -> int:
 
 def main(argv=None) -> int:
     """``python -m ref.analysis [options]``: the sweep without the ``srmac`` front end."""
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m ref.analysis", description=run_sweep.__doc__)
     add_sweep_arguments(p)
     args = p.parse_args(argv)

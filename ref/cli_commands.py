@@ -18,6 +18,17 @@ import math
 import textwrap
 from fractions import Fraction
 
+import numpy as np
+
+from . import demo
+from .analysis import add_sweep_arguments, run_sweep
+from .backend import NumpyOps
+from .cli import add_mac_arguments, mac_from_args, parse_int, parse_value, table
+from .codec import decode, encode, random_bits
+from .config import MAX_RBITS, Rounding, required_rbits
+from .formats import parse_format
+from .mac import mac
+
 __all__ = ["register", "parse_value", "parse_int", "format_code_bits", "describe_format", "table"]
 
 #: SR distributions are enumerated exactly up to this many random-word bits.
@@ -45,44 +56,6 @@ def _parser(sub, name, help_, description, epilog):
     )
 
 
-def parse_value(text: str, what: str = "value") -> float:
-    """A real number from the command line: decimal, hex float (``0x1.8p1``), inf or nan."""
-    s = text.strip()
-    try:
-        return float(s)
-    except ValueError:
-        pass
-    try:
-        if "0x" not in s.lower():  # fromhex would read "abc" as 0xabc
-            raise ValueError(s)
-        return float.fromhex(s)
-    except (ValueError, OverflowError):
-        raise ValueError(
-            f"cannot read {what} {text!r}: expected a decimal number (1.3, -2e-3), "
-            "a hex float (0x1.8p1), inf or nan"
-        ) from None
-
-
-def parse_int(text, what: str, lo: int | None = None, hi: int | None = None) -> int:
-    """An integer from the command line (decimal, ``0x`` hex, ``0b`` binary), range-checked."""
-    if text is None or isinstance(text, int):
-        value = text
-    else:
-        try:
-            value = int(str(text).strip().replace("_", ""), 0)
-        except ValueError:
-            raise ValueError(
-                f"cannot read {what} {text!r}: expected an integer "
-                "(decimal, 0x.. hex or 0b.. binary)"
-            ) from None
-    if value is not None:
-        if lo is not None and value < lo:
-            raise ValueError(f"{what} must be >= {lo}, got {value}")
-        if hi is not None and value > hi:
-            raise ValueError(f"{what} must be <= {hi}, got {value}")
-    return value
-
-
 def format_code_bits(code: int, fmt) -> tuple[str, str]:
     """``("0x3a", "0|0111|010")``: a code in hex and as sign|exponent|mantissa bits."""
     digits = (fmt.width + 3) // 4
@@ -91,14 +64,6 @@ def format_code_bits(code: int, fmt) -> tuple[str, str]:
     man = code & fmt.man_mask
     man_s = f"{man:0{fmt.man_bits}b}" if fmt.man_bits else ""
     return f"0x{code:0{digits}x}", f"{sign}|{exp:0{fmt.exp_bits}b}|{man_s}"
-
-
-def table(headers, rows, indent: str = "") -> str:
-    """Left-aligned plain-text table; columns separated by two spaces."""
-    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(indent + line for line in lines)
 
 
 def describe_format(fmt) -> str:
@@ -134,8 +99,6 @@ def _ulp(x: Fraction, fmt) -> Fraction:
 
 
 def _decode1(code: int, fmt) -> float:
-    from .codec import decode
-
     return float(decode(code, fmt))
 
 
@@ -189,12 +152,6 @@ def _sr_neighbours(x: float, fmt):
 
 
 def _cmd_quantize(args) -> int:
-    import numpy as np
-
-    from .codec import decode, encode
-    from .config import MAX_RBITS
-    from .formats import parse_format
-
     fmt = parse_format(args.fmt)
     values = [parse_value(v) for v in args.values]
     seed = parse_int(args.seed, "--seed", 0)
@@ -232,10 +189,6 @@ def _cmd_quantize(args) -> int:
 
 
 def _sr_sample_row(text, x, fmt, rbits, seed, samples):
-    import numpy as np
-
-    from .codec import encode
-
     if not math.isfinite(x):
         return [text, "-", "-", "-", "-", "-", "-"]
     down, up, f = _sr_neighbours(x, fmt)
@@ -293,12 +246,7 @@ def _register_mac(sub):
         "sr_lazy, sr_eager), against the exact value.",
         _MAC_EPILOG,
     )
-    p.add_argument("--in", dest="in_fmt", default="e5m2",
-                   help="input (multiplier) format of a and b (default: e5m2)")
-    p.add_argument("--acc", dest="acc_fmt", default="e6m5",
-                   help="accumulator format of z (default: e6m5)")
-    p.add_argument("--rbits", metavar="R", default="4",
-                   help="random bits r of the SR modes (default: 4)")
+    add_mac_arguments(p, spec=False, rounding=False)  # all four roundings are shown
     p.add_argument("--z", metavar="Z",
                    help="accumulator value (default: 0); must be exact in --acc")
     p.add_argument("--a", metavar="A", help="multiplier value; must be exact in --in")
@@ -312,8 +260,6 @@ def _register_mac(sub):
 
 def _exact_code(text: str, fmt, flag: str) -> int:
     """The code of a value given on the command line, which must be representable."""
-    from .codec import encode
-
     x = parse_value(text, flag)
     if math.isnan(x) and not fmt.has_nan:
         raise ValueError(f"{flag} {text}: {fmt.name} has no NaN")
@@ -349,12 +295,6 @@ def _mac_operands(args, cfg) -> tuple[int, int, int]:
 
 def _mac_distribution(z, a, b, cfg):
     """{result code: count} over all (or, above MAX_ENUM_BITS, 2**20 sampled) random words."""
-    import numpy as np
-
-    from .backend import NumpyOps
-    from .codec import random_bits
-    from .mac import mac
-
     bits = cfg.rand_bits
     if bits <= MAX_ENUM_BITS:
         words, sampled = np.arange(1 << bits, dtype=np.int64), False
@@ -366,11 +306,9 @@ def _mac_distribution(z, a, b, cfg):
 
 
 def _cmd_mac(args) -> int:
-    from .config import MAX_RBITS, MacConfig
-
-    rbits = parse_int(args.rbits, "--rbits", 1, MAX_RBITS)
-    cfgs = {m: MacConfig(args.in_fmt, args.acc_fmt, m, rbits if m.startswith("sr") else None)
-            for m in ("rn", "rz", "sr_lazy", "sr_eager")}
+    chosen = mac_from_args(args)
+    rbits = chosen.rbits
+    cfgs = {m.value: chosen.replace(rounding=m, rbits=rbits) for m in Rounding}
     base = cfgs["rn"]
     inp, acc = base.in_fmt, base.acc_fmt
     z, a, b = _mac_operands(args, base)
@@ -421,10 +359,6 @@ def _cmd_mac(args) -> int:
 
 
 def _mac_one(z, a, b, cfg, word):
-    import numpy as np
-
-    from .mac import mac
-
     rand = None if word is None else np.int64(word)
     return mac(np.int64(z), np.int64(a), np.int64(b), cfg, rand=rand)
 
@@ -495,20 +429,28 @@ def _register_rbits(sub):
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--n", metavar="N", help="chain length (number of MACs), >= 1")
     p.add_argument("--explain", action="store_true", help="add a line explaining the rule")
-    from .analysis import add_sweep_arguments
 
     add_sweep_arguments(p, sweep_group=target)
     p.set_defaults(func=_cmd_rbits)
     return p
 
 
-def _cmd_rbits(args) -> int:
-    from .config import required_rbits
+#: Options of ``rbits --sweep`` (flag, dest), refused with ``--n``.
+_SWEEP_ONLY = (("--in", "in_fmt"), ("--acc", "acc_fmt"), ("--n-min", "n_min"),
+               ("--n-max", "n_max"), ("--rmax", "rmax"), ("--runs", "runs"), ("--dist", "dist"),
+               ("--tol", "tol"), ("--out", "sweep_out"), ("--seed", "seed"), ("--quick", "quick"))
 
+
+def _cmd_rbits(args) -> int:
+    sweep_opts = [flag for flag, dest in _SWEEP_ONLY if getattr(args, dest) not in (None, False)]
     if args.sweep:
-        from .analysis import run_sweep
+        if args.explain:
+            raise ValueError("--explain explains --n N; --sweep prints its own table: drop one")
 
         return run_sweep(args)
+    if sweep_opts:
+        raise ValueError(f"{sweep_opts[0]} is a --sweep option: add --sweep, or drop it "
+                         f"(rbits --n N only prints r)")
     n = parse_int(args.n, "--n", 1)
     r = required_rbits(n)
     print(r)
@@ -551,8 +493,6 @@ def _register_demo(sub):
 
 
 def _cmd_demo(args) -> int:
-    from . import demo
-
     seeds = parse_int(args.seeds, "--seeds", 1, 100)
     result = demo.run(args.out, quick=args.quick, seeds=seeds, backend=args.backend)
     print(result.report)

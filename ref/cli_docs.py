@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli import build_parser
+from .cli import DEFAULT_MAC, build_parser
 
 __all__ = ["cli_reference"]
 
@@ -21,6 +21,9 @@ def cli_reference() -> str:
         "",
         "Generated from the code by `python -m ref.cli_docs` (run by `make docs`).",
         "Every verb exits with status 2 and one line on stderr on bad input.",
+        "A verb that takes a MAC accepts `--mac SPEC` or the split flags",
+        "`--in/--acc/--rounding/--rbits` (not both); the default is "
+        f"`{DEFAULT_MAC}`.",
         "",
         "```",
         parser.format_help().rstrip(),
@@ -28,7 +31,6 @@ def cli_reference() -> str:
     ]
     subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in subs.choices.items():
-        sub.formatter_class = argparse.RawDescriptionHelpFormatter
         out += ["", f"## srmac {name}", "", "```", sub.format_help().rstrip(), "```"]
     return "\n".join(out) + "\n"
 

@@ -31,7 +31,6 @@ relative error for positive data.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from dataclasses import dataclass, field
@@ -39,14 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .chain import matmul, matmul_reference
+from .cli import check_outputs, table
 from .codec import decode, encode
 from .config import MacConfig, required_rbits
 from .formats import E5M2, E6M5
-
-try:  # the readable loop over k; ref.matmul may dispatch to a compiled path (same codes)
-    from .chain import matmul_reference as _matmul_reference
-except ImportError:  # pragma: no cover - older ref.chain without the dispatcher
-    from .chain import matmul as _matmul_reference
+from .outputs import write_csv
+from .plotting import save_figure, subplots
 
 __all__ = ["run", "DemoResult", "SERIES", "DISTRIBUTIONS", "FULL_NS", "QUICK_NS"]
 
@@ -129,11 +127,9 @@ def _exact_prefix(A, B, ns):
 
 def _matmul_fn(backend):
     if backend == "reference":
-        return _matmul_reference
+        return matmul_reference  # the readable loop over k
     if backend == "auto":
-        from .chain import matmul
-
-        return matmul
+        return matmul  # may dispatch to the compiled path (the same codes)
     raise ValueError(f"demo backend must be 'reference' or 'auto', got {backend!r}")
 
 
@@ -216,7 +212,6 @@ def _slope(ns, ys):
 
 def format_report(rows, ns, seeds, chains_per_dist, backend="auto"):
     """The tables (mean error per n and series) and the growth exponents, as text."""
-    from .cli_commands import table
 
     labels = [s[0] for s in SERIES]
     out = [
@@ -247,16 +242,7 @@ def format_report(rows, ns, seeds, chains_per_dist, backend="auto"):
     return "\n".join(out)
 
 
-def write_csv(rows, path: Path):
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
 def plot(rows, ns, path: Path):
-    from .plotting import subplots
-
     fig, axes = subplots(1, len(DISTRIBUTIONS), figsize=(12, 4.4), sharey=True)
     styles = {"rn": "o-", "rz": "v-", "sr_lazy r=4": "s--", "sr_eager r=4": "^--",
               "sr_lazy r=req": "s-", "sr_eager r=req": "^-", "sr_eager r=12": "d:"}
@@ -279,7 +265,7 @@ def plot(rows, ns, path: Path):
                  "(r=req: required_rbits(n))")
     # Fixed margins: tight_layout costs seconds on log axes.
     fig.subplots_adjust(left=0.07, right=0.87, bottom=0.12, top=0.86, wspace=0.06)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def run(out="build/demo", *, quick=False, seeds=None, ns=None, rows_per_dist=None, cols=None,
@@ -301,15 +287,16 @@ def run(out="build/demo", *, quick=False, seeds=None, ns=None, rows_per_dist=Non
     cols = cols or (4 if quick else 16)
     if max(ns) > 2**14:
         raise ValueError(f"n up to 2**14 keeps the exact int64 sums safe; got n = {max(ns)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-
     _matmul_fn(backend)  # check the name before the long run
+    out = Path(out)
+    (csv_path, png_path), _ = check_outputs(
+        [(out / "demo.csv", "demo table"), (out / "demo.png", "demo plot")],
+        [(out, "demo output folder")])
     errs = compute(ns, seeds, rows_per_dist, cols, progress, backend)
     rows = summarise(errs, ns)
-    res = DemoResult(rows=rows, csv_path=out / "demo.csv", png_path=out / "demo.png")
+    res = DemoResult(rows=rows, csv_path=csv_path, png_path=png_path)
     res.report = format_report(rows, ns, seeds, len(seeds) * rows_per_dist * cols, backend)
-    write_csv(rows, res.csv_path)
-    plot(rows, ns, res.png_path)
+    write_csv(csv_path, rows)
+    plot(rows, ns, png_path)
     res.seconds = time.perf_counter() - t0
     return res

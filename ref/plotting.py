@@ -7,7 +7,7 @@ a notebook that would turn inline figures off. A bare
 
 from __future__ import annotations
 
-__all__ = ["subplots"]
+__all__ = ["subplots", "save_figure"]
 
 
 def subplots(*args, figsize, **kwargs):
@@ -16,3 +16,19 @@ def subplots(*args, figsize, **kwargs):
 
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(*args, **kwargs)
+
+
+def save_figure(fig, path, **savefig_kwargs):
+    """Write ``fig`` to ``path`` atomically (:func:`ref.outputs.atomic_write`); returns the Path.
+
+    The format comes from the file name's suffix (``.png``, ``.pdf``, ``.svg``).
+    """
+    from pathlib import Path
+
+    from .outputs import atomic_write
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format=fmt, **savefig_kwargs)
+    return path

@@ -12,6 +12,13 @@ Examples::
 
 from __future__ import annotations
 
+_EXAMPLES = """\
+examples:
+  srmac adaqat --model mlp --lambda 0.01 --epochs 3 --limit-train 6000
+  srmac adaqat --model cnn --fixed 4/4 --epochs 3          # fixed-width QAT baseline
+  srmac adaqat --model cnn --mac e5m2:e6m5:sr_eager:4 --epochs 1 --limit-train 2000
+"""
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -26,6 +33,7 @@ def register(sub) -> None:
             "bits.csv (widths per step), bits.png, layers.csv, summary.json, summary.csv and "
             "model.pt."
         ),
+        epilog=_EXAMPLES,
     )
     p.add_argument("--model", choices=("mlp", "cnn", "resnet-small", "resnet18", "mobilenet-v2"),
                    default="mlp", help="mlp, cnn, resnet-small: Fashion-MNIST only [default: mlp]")

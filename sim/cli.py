@@ -13,6 +13,19 @@ Examples::
 
 from __future__ import annotations
 
+_TRAIN_EXAMPLES = """\
+examples:
+  srmac train --model mlp --mac e5m2:e6m5:sr_eager:4 --epochs 1 --limit-train 512
+  srmac train --model cnn --mac fp32 --epochs 5            # plain float baseline
+  torchrun --standalone --nproc-per-node 2 -m ref.cli train --model mlp --mac e5m2:e6m5:rn
+"""
+
+_TABLE_EXAMPLES = """\
+examples:
+  srmac train-table --models mlp --seeds 0,1,2 --epochs 3 --limit-train 12000
+  srmac train-table --models mlp,cnn --macs fp32,e5m2:e6m5:sr_eager:4 --seeds 0
+"""
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -23,6 +36,7 @@ def register(sub) -> None:
             "backward to weights) run bit-exactly by the golden model. Writes log.csv, curves.png "
             "and summary.json. Runs under torchrun (DDP: gloo on CPU, nccl on CUDA)."
         ),
+        epilog=_TRAIN_EXAMPLES,
     )
     p.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
     p.add_argument("--mac", default="fp32",
@@ -74,6 +88,7 @@ def register(sub) -> None:
             "table.md (mean and spread of the test accuracy over seeds, seconds per epoch, "
             "the command of each row) and table.png under --out."
         ),
+        epilog=_TABLE_EXAMPLES,
     )
     t.add_argument("--models", default="mlp,cnn", help="comma-separated [default: mlp,cnn]")
     t.add_argument("--macs", default=None,

@@ -13,12 +13,12 @@ import pytest  # noqa: E402
 @pytest.fixture
 def only_path(tmp_path, monkeypatch):
     """PATH = one empty folder (returned), and no fallback folders: nothing is installed."""
-    import boards.cli as bcli
+    import boards.registry
 
     folder = tmp_path / "bin"
     folder.mkdir()
     monkeypatch.setenv("PATH", str(folder))
-    monkeypatch.setattr(bcli, "_extra_dirs", lambda: [])
+    monkeypatch.setattr(boards.registry, "_extra_dirs", lambda: [])
     return folder
 
 

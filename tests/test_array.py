@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 
 import ref
 from hwgen.array import SystolicArray, tile_cycles
-from hwgen.vectors import _random_finite
+from hwgen.vectors import random_finite
 from ref.array import ArrayModel, array_matmul, initial_states, tile_order
 
 
@@ -99,9 +99,9 @@ def run_tiles(dut, tiles, *, p_stall=0.0, seed=0, max_cycles=200_000, stats=None
 def random_tiles(cfg, R, C, Ks, rng):
     return [
         (
-            _random_finite(cfg.in_fmt, rng, R * K).reshape(R, K),
-            _random_finite(cfg.in_fmt, rng, K * C).reshape(K, C),
-            _random_finite(cfg.acc_fmt, rng, R * C).reshape(R, C),
+            random_finite(cfg.in_fmt, rng, R * K).reshape(R, K),
+            random_finite(cfg.in_fmt, rng, K * C).reshape(K, C),
+            random_finite(cfg.acc_fmt, rng, R * C).reshape(R, C),
         )
         for K in Ks
     ]
@@ -161,8 +161,8 @@ def test_tile_cycles_without_stalls():
 def test_model_tile_is_matmul_with_continuing_states():
     cfg = ref.parse_mac("e5m2:e6m5:sr_lazy:3")
     rng = np.random.default_rng(1)
-    A = _random_finite(cfg.in_fmt, rng, 2 * 9).reshape(2, 9)
-    B = _random_finite(cfg.in_fmt, rng, 9 * 3).reshape(9, 3)
+    A = random_finite(cfg.in_fmt, rng, 2 * 9).reshape(2, 9)
+    B = random_finite(cfg.in_fmt, rng, 9 * 3).reshape(9, 3)
     arr = ArrayModel(cfg, 2, 3, seed=6)
     z1 = arr.run_tile(A, B)
     z2 = arr.run_tile(A, B)
@@ -179,9 +179,9 @@ def test_model_tiling_maps_outputs_to_pes_in_row_major_order():
     cfg = ref.parse_mac("e5m2:e6m5:sr_eager:4")
     rng = np.random.default_rng(2)
     M, K, N, R, C = 5, 11, 4, 2, 3
-    A = _random_finite(cfg.in_fmt, rng, M * K).reshape(M, K)
-    B = _random_finite(cfg.in_fmt, rng, K * N).reshape(K, N)
-    C0 = _random_finite(cfg.acc_fmt, rng, M * N).reshape(M, N)
+    A = random_finite(cfg.in_fmt, rng, M * K).reshape(M, K)
+    B = random_finite(cfg.in_fmt, rng, K * N).reshape(K, N)
+    C0 = random_finite(cfg.acc_fmt, rng, M * N).reshape(M, N)
     got = array_matmul(A, B, cfg, R, C, C0, seed=3)
     # Independent construction: per PE, walk its outputs in block order with one generator.
     assert tile_order(M, N, R, C) == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]

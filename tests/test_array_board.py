@@ -16,7 +16,7 @@ from boards import protocol as P
 from boards.core import BoardCore, BoardTop, ident_payload
 from boards.host import Accelerator, BoardError
 from boards.sim import SimTransport
-from hwgen.vectors import _random_finite
+from hwgen.vectors import random_finite
 from ref.array import ArrayModel
 
 CFG = ref.parse_mac("e5m2:e6m5:sr_eager:4")
@@ -42,9 +42,9 @@ def raw(tr, data, n=None):
 def test_matmul_through_the_board_matches_the_model():
     rng = np.random.default_rng(0)
     M, K, N = 3, 6, 2  # 2 block rows (padded), K split into chunks of KMAX = 4
-    A = _random_finite(CFG.in_fmt, rng, M * K).reshape(M, K)
-    B = _random_finite(CFG.in_fmt, rng, K * N).reshape(K, N)
-    C0 = _random_finite(CFG.acc_fmt, rng, M * N).reshape(M, N)
+    A = random_finite(CFG.in_fmt, rng, M * K).reshape(M, K)
+    B = random_finite(CFG.in_fmt, rng, K * N).reshape(K, N)
+    C0 = random_finite(CFG.acc_fmt, rng, M * N).reshape(M, N)
     acc = Accelerator(make())
     assert acc.info == {"version": P.VERSION, "rows": 2, "cols": 2, "in_width": 8,
                         "acc_width": 12, "rounding": "sr_eager", "rbits": 4, "kmax": 4,

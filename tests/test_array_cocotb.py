@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hwgen.array_regress import ArrayRegressConfig, run_array_config
-from hwgen.regress import simulator_available
+from hwgen.regress import simulator_missing_reason
 
 
 def random_work(R, C, n, seed, kmax=1024):
@@ -57,7 +57,7 @@ SLOW = [
 
 
 def _check(rc, tmp_path):
-    why = simulator_available()
+    why = simulator_missing_reason()
     if why:
         pytest.skip(why)
     res = run_array_config(rc, tmp_path)
@@ -80,8 +80,8 @@ def test_array_cocotb_slow(rc, tmp_path):
 
 def test_array_bench_reports_a_mismatch(tmp_path):
     """Hardware built with rz, bench expecting rn: the bench must fail and name the PE."""
-    if simulator_available():
-        pytest.skip(simulator_available())
+    if simulator_missing_reason():
+        pytest.skip(simulator_missing_reason())
     rc = ArrayRegressConfig("neg_rz_vs_rn", "e5m2:e6m5:rn", 2, 2, ((3, 40, 3, None),),
                             hw_mac="e5m2:e6m5:rz", stall=0.2)
     res = run_array_config(rc, tmp_path)
@@ -91,8 +91,8 @@ def test_array_bench_reports_a_mismatch(tmp_path):
 
 def test_array_bench_catches_a_wrong_seed(tmp_path):
     """Hardware generators seeded differently from the model: SR results must differ."""
-    if simulator_available():
-        pytest.skip(simulator_available())
+    if simulator_missing_reason():
+        pytest.skip(simulator_missing_reason())
     rc = ArrayRegressConfig("neg_seed", "e5m2:e6m5:sr_eager:2", 1, 2, ((1, 64, 2, None),),
                             seed=1)
     good = run_array_config(rc, tmp_path)

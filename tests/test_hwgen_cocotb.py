@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from hwgen.regress import MATRIX, RegressConfig, run_config, simulator_available
+from hwgen.regress import MATRIX, RegressConfig, run_config, simulator_missing_reason
 from ref.cli import main
 
 DEFAULT_OPS = int(os.environ.get("SRMAC_COCOTB_OPS", "10000"))
@@ -19,7 +19,7 @@ SLOW_OPS = 100_000
 
 
 def _check(rc, ops, tmp_path_factory):
-    why = simulator_available()
+    why = simulator_missing_reason()
     if why:
         pytest.skip(why)
     res = run_config(rc, ops, tmp_path_factory.mktemp("cocotb"))
@@ -53,8 +53,8 @@ def test_matrix_covers_the_issue():
 
 def test_bench_reports_a_mismatch(tmp_path):
     """Hardware built for rz, bench expecting rn: the bench must fail and name the operands."""
-    if simulator_available():
-        pytest.skip(simulator_available())
+    if simulator_missing_reason():
+        pytest.skip(simulator_missing_reason())
     rc = RegressConfig("neg_rz_vs_rn", "e5m2:e6m5:rn", hw_mac="e5m2:e6m5:rz")
     res = run_config(rc, 300, tmp_path)
     assert res["mismatches"] > 0 and not res["passed"]
@@ -64,8 +64,8 @@ def test_bench_reports_a_mismatch(tmp_path):
 
 
 def test_regress_cli(tmp_path, capsys):
-    if simulator_available():
-        pytest.skip(simulator_available())
+    if simulator_missing_reason():
+        pytest.skip(simulator_missing_reason())
     rc = main(
         ["regress", "--ops", "300", "--configs", "e5m2_e6m5_eager4", "--build-dir", str(tmp_path)]
     )

@@ -132,7 +132,9 @@ def test_deterministic_and_no_paths(tmp_path):
     "argv,needle",
     [
         (["--rounding", "sr_eager", "--rbits", "0"], "rbits"),
-        (["--rounding", "sr_lazy"], "rbits"),
+        (["--mac", "e5m2:e6m5:sr_lazy"], "rbits"),
+        (["--mac", "e5m2:e6m5:sr_lazy:4", "--rounding", "rn"], "--mac"),
+        (["--rounding", "rz", "--chain-length", "16"], "--chain-length"),
         (["--rounding", "rn", "--rbits", "4"], "rbits"),
         (["--acc", "e5m60"], "man_bits"),
         (["--in", "e8m30", "--acc", "fp32"], "precision"),

@@ -125,11 +125,11 @@ async def mac_regression(dut):
     if e["rand_mode"] == "prng" and cfg.rand_bits:
         rng = np.random.default_rng(e["vseed"] + 1)
         L = 48
-        from hwgen.vectors import _random_finite
+        from hwgen.vectors import random_finite
 
-        ca = _random_finite(cfg.in_fmt, rng, L)
-        cb = _random_finite(cfg.in_fmt, rng, L)
-        c0 = int(_random_finite(cfg.acc_fmt, rng, 1)[0])
+        ca = random_finite(cfg.in_fmt, rng, L)
+        cb = random_finite(cfg.in_fmt, rng, L)
+        c0 = int(random_finite(cfg.acc_fmt, rng, 1)[0])
         await _reset(dut)
         first = np.zeros(L, dtype=np.int64)
         first[0] = 1

@@ -28,7 +28,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 import ref
-from hwgen.vectors import _random_finite
+from hwgen.vectors import random_finite
 from ref.array import ArrayModel
 
 MAX_REPORTED = 10
@@ -68,9 +68,9 @@ async def array_regression(dut):
     expect_model = ArrayModel(cfg, R, C, seed, backend="reference")
     tiler = ArrayModel(cfg, R, C, seed)
     for M, K, N, kt in work:
-        A = _random_finite(cfg.in_fmt, rng, M * K).reshape(M, K)
-        B = _random_finite(cfg.in_fmt, rng, K * N).reshape(K, N)
-        C0 = _random_finite(cfg.acc_fmt, rng, M * N).reshape(M, N)
+        A = random_finite(cfg.in_fmt, rng, M * K).reshape(M, K)
+        B = random_finite(cfg.in_fmt, rng, K * N).reshape(K, N)
+        C0 = random_finite(cfg.acc_fmt, rng, M * N).reshape(M, N)
         want = expect_model.matmul(A, B, C0, k_tile=kt)
         blocks = []
         for ti, tj, _k0, At, Bt, Ct in tiler.tiles(A, B, C0, kt):
