@@ -2,12 +2,13 @@
 
 Forward GEMMs multiply E4M3 activations by E4M3 weights; both backward GEMMs
 multiply E5M2 gradients by E4M3 weights / activations on an E5M3-input MAC
-(E5M3 holds both formats exactly); every GEMM accumulates in ``--acc``
-(E6M5 by default) with the row's rounding. The runs are ``srmac train``
-runs; finished runs (a ``summary.json`` with the same options) are reused.
-Writes ``table.md`` and ``table.csv`` under ``--out``.
+(E5M3 holds both formats exactly); every GEMM accumulates in each format of
+``--acc`` with the row's rounding. The runs are ``srmac train`` runs;
+finished runs (a ``summary.json`` with the same options) are reused. Writes
+``table.md`` and ``table.csv`` under ``--out``.
 
-    python experiments/fp8_recipe.py --seeds 0,1,2 --epochs 3 --limit-train 10000 --hidden 64
+    python experiments/fp8_recipe.py --acc e6m5,fp16 --seeds 0,1,2 --epochs 3 \
+        --limit-train 10000 --hidden 64
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ from ref.outputs import markdown_table, write_csv, write_text
 from sim.train import TrainOptions, run
 
 
-def options(args, rounding: str, seed: int) -> TrainOptions:
+def options(args, acc: str, rounding: str, seed: int) -> TrainOptions:
     base = dict(epochs=args.epochs, seed=seed, limit_train=args.limit_train,
                 limit_test=args.limit_test, hidden=args.hidden, lr_schedule="cosine",
                 device="cpu", progress=False)
-    slug = rounding.replace(":", "-")
-    out = str(Path(args.out) / slug / f"s{seed}")
     if rounding == "fp32":
-        return TrainOptions(mac="fp32", out=out, **base)
-    fwd, bwd = f"e4m3:{args.acc}:{rounding}", f"e5m3:{args.acc}:{rounding}"
+        return TrainOptions(mac="fp32", out=str(Path(args.out) / "fp32" / f"s{seed}"), **base)
+    out = str(Path(args.out) / acc / rounding.replace(":", "-") / f"s{seed}")
+    fwd, bwd = f"e4m3:{acc}:{rounding}", f"e5m3:{acc}:{rounding}"
     return TrainOptions(mac=fwd, mac_bwd_input=bwd, mac_bwd_weight=bwd, quant_weight="e4m3:rn",
                         quant_act="e4m3:rn", quant_grad=args.grad, out=out, **base)
 
@@ -64,7 +64,8 @@ def done(o: TrainOptions) -> dict | None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--roundings", default="fp32,rn,sr_lazy:4,sr_eager:4")
-    p.add_argument("--acc", default="e6m5", help="accumulator format [default: e6m5]")
+    p.add_argument("--acc", default="e6m5,fp16",
+                   help="accumulator formats, comma-separated [default: e6m5,fp16]")
     p.add_argument("--grad", default="e5m2:rn", help="gradient rounding [default: e5m2:rn]")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=3)
@@ -75,11 +76,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     roundings = args.roundings.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
+    grid = [(acc, r) for acc in args.acc.split(",") for r in roundings if r != "fp32"]
+    if "fp32" in roundings:
+        grid.insert(0, (None, "fp32"))
     rows = []
-    for rounding in roundings:
+    for acc, rounding in grid:
         summaries = []
         for seed in seeds:
-            o = options(args, rounding, seed)
+            o = options(args, acc, rounding, seed)
             s = done(o)
             if s is None:
                 print(f"fp8 recipe: {rounding} seed {seed} ...", flush=True)
@@ -88,9 +92,9 @@ def main(argv=None) -> int:
             summaries.append(s)
         acc = [100 * s["final"]["test_acc"] for s in summaries]
         epochs = [e for s in summaries for e in s["epochs"]]
-        o = options(args, rounding, 0)
+        o = options(args, acc, rounding, 0)
         rows.append(dict(
-            recipe="float32" if rounding == "fp32" else f"FP8, {rounding}",
+            recipe="float32" if rounding == "fp32" else f"FP8, {acc} acc., {rounding}",
             fwd=o.mac, bwd="-" if rounding == "fp32" else o.mac_bwd_input,
             seeds=len(seeds),
             acc=f"{statistics.fmean(acc):.2f} ± {statistics.stdev(acc) if len(acc) > 1 else 0:.2f}",

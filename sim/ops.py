@@ -29,16 +29,25 @@ seeds, so they are the forward's codes.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import Tensor
 
 import ref
 
-from .gemm import (bgemm_codes, conv_codes, conv_input_grad_codes, conv_weight_grad_codes,
-                   decode, gemm, out_size, pad_codes, transpose_weight_codes, unfold_codes,
-                   unpad_grad)
+from .gemm import (
+    bgemm_codes,
+    conv_codes,
+    conv_input_grad_codes,
+    conv_weight_grad_codes,
+    decode,
+    gemm,
+    out_size,
+    pad_codes,
+    transpose_weight_codes,
+    unfold_codes,
+    unpad_grad,
+)
 from .quant import LayerConfig, QuantSpec, parse_quantizer
 from .seeds import Positions, Stream, derive_seed
 
@@ -137,7 +146,7 @@ def _elements(pos: Positions, n: int, x2: Tensor):
 
 
 @torch.library.custom_op("srmac::qlinear", mutates_args=())
-def qlinear(x: Tensor, weight: Tensor, bias: Optional[Tensor], rng: Tensor, config: str,
+def qlinear(x: Tensor, weight: Tensor, bias: Tensor | None, rng: Tensor, config: str,
             layout: list[int], training: bool, counter: int) -> Tensor:
     """``x @ weight^T + bias`` on the forward MAC (chains start from the bias, RN in acc)."""
     call = _Call(rng, config, layout, training)
@@ -231,7 +240,7 @@ qlinear.register_autograd(_qlinear_bwd, setup_context=_qlinear_setup)
 # ---- conv2d ------------------------------------------------------------------------------
 
 @torch.library.custom_op("srmac::qconv2d", mutates_args=())
-def qconv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], rng: Tensor, config: str,
+def qconv2d(x: Tensor, weight: Tensor, bias: Tensor | None, rng: Tensor, config: str,
             stride: list[int], pads: list[int], dilation: list[int], groups: int,
             padding_mode: str, layout: list[int], training: bool, counter: int) -> Tensor:
     """2-D convolution of (N, C, H, W) ``x``; ``pads``: (left, right, top, bottom)."""

@@ -2,12 +2,12 @@
 the report of what stayed float; unknown names; strict; patterns; output quantizers."""
 
 import pytest
+import sim_oracle as oracle
 import torch
 import torch.nn as nn
 
 import ref
 import sim
-import sim_oracle as oracle
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -38,9 +38,8 @@ def test_ranks_give_the_bits_of_one_process(tmp_path):
     """Seeds by global position: each rank's logits and input gradients are, bit for bit,
     the rows of a single-process run on the whole batch (SR everywhere: MACs, operand
     roundings, output quantizers); seeding by local position instead would differ."""
-    import torch
-
     import ddp_positions_worker as worker
+    import torch
 
     path = tmp_path / "ranks.pt"
     script = os.path.join(os.path.dirname(__file__), "ddp_positions_worker.py")

@@ -4,13 +4,13 @@ The code-for-code checks recompute every GEMM independently (tests/sim_oracle.py
 """
 
 import pytest
+import sim_oracle as oracle
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 import ref
 import sim
-import sim_oracle as oracle
 from sim.seeds import Stream, derive_seed
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
