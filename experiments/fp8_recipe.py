@@ -90,15 +90,16 @@ def main(argv=None) -> int:
                 run(o)
                 s = done(o)
             summaries.append(s)
-        acc = [100 * s["final"]["test_acc"] for s in summaries]
+        accs = [100 * s["final"]["test_acc"] for s in summaries]
         epochs = [e for s in summaries for e in s["epochs"]]
         o = options(args, acc, rounding, 0)
         rows.append(dict(
             recipe="float32" if rounding == "fp32" else f"FP8, {acc} acc., {rounding}",
             fwd=o.mac, bwd="-" if rounding == "fp32" else o.mac_bwd_input,
             seeds=len(seeds),
-            acc=f"{statistics.fmean(acc):.2f} ± {statistics.stdev(acc) if len(acc) > 1 else 0:.2f}",
-            range=f"{min(acc):.2f}-{max(acc):.2f}",
+            acc=f"{statistics.fmean(accs):.2f} ± "
+                f"{statistics.stdev(accs) if len(accs) > 1 else 0:.2f}",
+            range=f"{min(accs):.2f}-{max(accs):.2f}",
             loss=f"{statistics.fmean(s['final']['train_loss'] for s in summaries):.4f}",
             s_epoch=f"{statistics.fmean(e['time_s'] for e in epochs):.1f}",
             macs=f"{statistics.fmean(e['emulated_macs'] for e in epochs):.3g}",

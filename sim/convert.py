@@ -108,8 +108,8 @@ class ConversionReport:
 
     def summary(self) -> str:
         n_q = sum(r.status == "quantized output" for r in self.rows)
-        return (f"{len(self.emulated)} layers emulated, {n_q} output quantizers, "
-                f"{len(self.float_rows)} float ({len(self.leftovers)} of them could be converted)")
+        return (f"emulated: {len(self.emulated)}, output quantizers: {n_q}, float: "
+                f"{len(self.float_rows)} (convertible: {len(self.leftovers)})")
 
     def __str__(self) -> str:
         text = self.summary()

@@ -341,3 +341,37 @@ def test_meta_tensors_and_vmap():
     xs = torch.randn(4, 2, 5)
     v = torch.func.vmap(lin)(xs)
     assert torch.equal(v, torch.stack([lin(xs[i]) for i in range(4)]))
+
+
+def test_side_by_side_path_gives_the_same_model_bits(monkeypatch):
+    """CUDA runs batched GEMMs side by side: forcing that path on the CPU changes no bit
+    of a model with depthwise, grouped Conv1d and batched QMatMul (forward and gradients)."""
+    import sim.gemm
+    import sim.ops
+
+    torch.manual_seed(15)
+    model = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.Flatten(2),
+                          nn.Conv1d(4, 4, 3, padding=1, groups=2))
+    mm = sim.QMatMul(config=SR_CFG, seed=3)
+    x = torch.randn(2, 4, 3, 3)
+
+    def run():
+        q = sim.quantize_model(model, SR_CFG, seed=4)
+        xx = x.clone().requires_grad_()
+        t = q(xx)
+        y = mm(t, t.transpose(1, 2))
+        y.backward(torch.ones_like(y))
+        mm.step = 0
+        return [y.detach(), xx.grad, q[0].weight.grad, q[2].weight.grad]
+
+    plain = run()
+    forced = sim.gemm.bgemm_codes
+
+    def side_by_side(*args, **kw):
+        kw["side_by_side"] = args[0].shape[0] > 1 and args[0].shape[2] <= 64
+        return forced(*args, **kw)
+
+    monkeypatch.setattr(sim.gemm, "bgemm_codes", side_by_side)
+    monkeypatch.setattr(sim.ops, "bgemm_codes", side_by_side)
+    for a, b in zip(plain, run(), strict=True):
+        assert torch.equal(a, b)
