@@ -265,11 +265,11 @@ def quantize_model(model: nn.Module, config, *, seed: int = 0, inplace: bool = F
     ``strict``, a warning names the GEMMs left in float.
     """
     quantizers = _output_quantizers(outputs)
-    functional, trace_error = ([], None)
-    if trace:
-        functional, trace_error = _functional_calls(model, bool(quantizers))
     if not inplace:
         model = copy.deepcopy(model)
+    functional, trace_error = ([], None)
+    if trace:  # before the swap: a converted layer is a leaf of the trace anyway
+        functional, trace_error = _functional_calls(model, bool(quantizers))
     report = ConversionReport()
     skip: list[str] = []  # prefixes whose children are not visited
     targets, others = [], []

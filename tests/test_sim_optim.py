@@ -129,7 +129,7 @@ def test_adam_with_sr_bf16_state_trains_the_mlp(data_dir, torch_one_thread):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         accs.append(float((logits.argmax(1) == ytr).float().mean()))
     assert losses[-1] < 0.5 * losses[0] and accs[-1] >= 0.9, (losses, accs)
     for p in model.parameters():
