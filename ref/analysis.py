@@ -402,7 +402,8 @@ def sr_bias_exact(z, a, b, cfg: MacConfig):
         raise ValueError(f"enumerating 2**{cfg.rand_bits} random words is too many: use rbits <= 14")
     z, a, b = (np.asarray(x, dtype=np.int64).reshape(-1, 1) for x in (z, a, b))
     words = np.arange(1 << cfg.rand_bits, dtype=np.int64).reshape(1, -1)
-    out = mac(z, a, b, cfg, rand=np.broadcast_to(words, (z.shape[0], words.shape[1])))
+    shape = (z.shape[0], words.shape[1])  # one row of outcomes per MAC, one column per word
+    out = mac(np.broadcast_to(z, shape), a, b, cfg, rand=np.broadcast_to(words, shape))
     acc, inf = cfg.acc_fmt, cfg.in_fmt
     vz, va, vb = decode(z[:, 0], acc), decode(a[:, 0], inf), decode(b[:, 0], inf)
     res = np.empty(z.shape[0])

@@ -31,15 +31,22 @@ from __future__ import annotations
 import numpy as np
 
 from . import prng
+from .backend import NumpyOps
 from .chain import matmul
-from .config import MacConfig
+from .checks import integer_array
+from .config import MacConfig, check_config
 
 __all__ = ["tile_order", "tile_plan", "ArrayModel", "array_matmul", "initial_states"]
 
 
+def _codes(x, name):
+    """A NumPy int64 code array (integer dtypes only: see :func:`ref.checks.integer_array`)."""
+    return integer_array(NumpyOps(), x, name)
+
+
 def _dims(rows, cols):
     for name, v in (("rows", rows), ("cols", cols)):
-        if not isinstance(v, (int, np.integer)) or v < 1:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"array {name} must be an integer >= 1, got {v!r}")
     return int(rows), int(cols)
 
@@ -69,11 +76,11 @@ class ArrayModel:
 
     def __init__(self, cfg: MacConfig, rows: int, cols: int, seed: int = 0, *,
                  backend: str = "auto"):
-        if not isinstance(cfg, MacConfig):
-            raise ValueError(f"cfg must be a MacConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
+        self.cfg = check_config(cfg, "ArrayModel")
         self.rows, self.cols = _dims(rows, cols)
-        if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 1 << 32:
+        # The bitstream holds the seed in 32 bits (IDENT reports it): 0..2**32-1 only.
+        if (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
+                or not 0 <= seed < 1 << 32):
             raise ValueError(f"seed must be an integer in 0..2**32-1, got {seed!r}")
         self.seed = int(seed)
         self.backend = backend  # of ref.matmul: "reference" avoids the JIT start-up for small runs
@@ -85,8 +92,7 @@ class ArrayModel:
 
     def run_tile(self, A, B, C=None):
         """One tile: A (rows, K), B (K, cols), C (rows, cols) codes (default +0); K >= 1."""
-        A = np.asarray(A, dtype=np.int64)
-        B = np.asarray(B, dtype=np.int64)
+        A, B = _codes(A, "A"), _codes(B, "B")
         R, Cc = self.rows, self.cols
         if A.ndim != 2 or A.shape[0] != R or B.ndim != 2 or B.shape[1] != Cc:
             raise ValueError(
@@ -108,8 +114,7 @@ class ArrayModel:
 
     def matmul(self, A, B, C=None, *, k_tile: int | None = None):
         """``C + A @ B`` (M x K, K x N) tiled onto the array; the generator states continue."""
-        A = np.asarray(A, dtype=np.int64)
-        B = np.asarray(B, dtype=np.int64)
+        A, B = _codes(A, "A"), _codes(B, "B")
         if A.ndim != 2 or B.ndim != 2:
             raise ValueError(f"A and B must be 2-D code arrays, got shapes {A.shape} and {B.shape}")
         M, N = A.shape[0], B.shape[1]
@@ -131,10 +136,7 @@ def array_matmul(A, B, cfg: MacConfig, rows: int, cols: int, C=None, *, seed: in
     """
     arr = ArrayModel(cfg, rows, cols, seed)
     if state is not None and cfg.is_sr:
-        st = np.asarray(state, dtype=np.int64)
-        if st.shape != (arr.rows, arr.cols):
-            raise ValueError(f"state must have shape ({arr.rows}, {arr.cols}), got {st.shape}")
-        arr.state = st.copy()
+        arr.state = prng.check_states(NumpyOps(), state, (arr.rows, arr.cols)).copy()
     z = arr.matmul(A, B, C, k_tile=k_tile)
     return (z, arr.state) if return_state else z
 
@@ -149,8 +151,7 @@ def tile_plan(A, B, C, rows: int, cols: int, k_tile: int | None = None):
     either gives the same codes). Shared by :class:`ArrayModel` and
     :class:`boards.host.Accelerator`, so both tile identically.
     """
-    A = np.asarray(A, dtype=np.int64)
-    B = np.asarray(B, dtype=np.int64)
+    A, B = _codes(A, "A"), _codes(B, "B")
     if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0]:
         raise ValueError(f"shape mismatch: A is {A.shape} and B is {B.shape}")
     M, K = A.shape
@@ -159,7 +160,7 @@ def tile_plan(A, B, C, rows: int, cols: int, k_tile: int | None = None):
         raise ValueError("K must be >= 1")
     if k_tile is None:
         k_tile = K
-    if not isinstance(k_tile, (int, np.integer)) or k_tile < 1:
+    if isinstance(k_tile, (bool, np.bool_)) or not isinstance(k_tile, (int, np.integer)) or k_tile < 1:
         raise ValueError(f"k_tile must be an integer >= 1, got {k_tile!r}")
     Mp, Np = -(-M // rows) * rows, -(-N // cols) * cols
     Ap = np.zeros((Mp, K), dtype=np.int64)
@@ -168,7 +169,11 @@ def tile_plan(A, B, C, rows: int, cols: int, k_tile: int | None = None):
     Bp[:, :N] = B
     Cp = np.zeros((Mp, Np), dtype=np.int64)
     if C is not None:
-        Cp[:M, :N] = np.broadcast_to(np.asarray(C, dtype=np.int64), (M, N))
+        C = _codes(C, "C")
+        try:
+            Cp[:M, :N] = np.broadcast_to(C, (M, N))
+        except ValueError:
+            raise ValueError(f"C has shape {C.shape}, which does not broadcast to ({M}, {N})") from None
     for ti, tj in tile_order(M, N, rows, cols):
         rs, cs = slice(ti * rows, ti * rows + rows), slice(tj * cols, tj * cols + cols)
         for k0 in range(0, K, int(k_tile)):

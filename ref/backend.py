@@ -71,8 +71,10 @@ class NumpyOps:
 
     @staticmethod
     def ldexp(m, e):
+        # Exponents beyond +-2**12 give inf or 0 for any float64 m: clip before the int32 cast.
+        e = np.clip(np.asarray(e, dtype=np.int64), -(1 << 12), 1 << 12).astype(np.int32)
         with np.errstate(over="ignore", under="ignore"):
-            return np.ldexp(m, np.asarray(e, dtype=np.int64).astype(np.int32))
+            return np.ldexp(m, e)
 
     @staticmethod
     def isnan(x):

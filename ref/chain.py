@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from . import prng
 from .backend import ops_for
+from .checks import check_broadcasts_to, integer_array, reserve, shape_of
 from .codec import _out_of_range
-from .config import MacConfig
+from .config import MacConfig, check_config
 from .mac import mac_step, product, split_rand, unpack_inputs
 
 __all__ = ["matmul", "dot", "matmul_reference", "dot_reference", "BACKENDS"]
@@ -23,9 +24,29 @@ __all__ = ["matmul", "dot", "matmul_reference", "dot_reference", "BACKENDS"]
 BACKENDS = ("auto", "fast", "reference")
 
 
-def _check_2d(name, x):
-    if len(tuple(x.shape)) != 2:
-        raise ValueError(f"{name} must be a 2-D code array, got shape {tuple(x.shape)}")
+def _check_2d(name, shape):
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be a 2-D code array, got shape {shape}")
+
+
+#: Peak bytes of a product per element of A and B (formats of up to 16 bits
+#: decode through a table, wider ones through int64 temporaries), per output
+#: and per random word, over both paths (the reference loop: int64 operands
+#: unpacked once, the MAC temporaries of each step; ref.fast: decoded and
+#: padded operands). Measured with tracemalloc on NumPy: the peaks are 30-75 % of
+#: the estimate (tests/test_strict_inputs.py checks that they stay below it).
+_OPERAND_BYTES = {True: 96, False: 176}
+_OUTPUT_BYTES = 400
+_RAND_BYTES = 16
+
+
+def matmul_bytes(cfg: MacConfig, M: int, K: int, N: int, with_rand: bool = False) -> int:
+    """Estimated peak working set of :func:`matmul` (either path), in bytes."""
+    jb = max(1, min(256, N))  # ref.fast pads B to whole column tiles of min(256, N)
+    n_pad = -(-N // jb) * jb
+    per_operand = _OPERAND_BYTES[cfg.in_fmt.width <= 16]
+    return (per_operand * (M * K + K * n_pad) + _OUTPUT_BYTES * M * N
+            + (_RAND_BYTES * M * N * K if with_rand else 0))
 
 
 def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None,
@@ -39,6 +60,7 @@ def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    cfg = check_config(cfg, "ref.matmul")
     if backend != "reference":
         from . import fast
 
@@ -56,45 +78,44 @@ def prepare(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=Non
     initial accumulator codes, the checked random words (or None) and the
     (M, N) generator states (None unless SR without ``rand``).
     """
-    if not isinstance(cfg, MacConfig):
-        raise ValueError(f"cfg must be a MacConfig, got {type(cfg).__name__}")
+    cfg = check_config(cfg, "ref.matmul")
+    seed = prng.check_seed(seed)
     ops = ops_for(A, B, C, rand, state)
-    A, B = ops.asint(A), ops.asint(B)
-    _check_2d("A", A)
-    _check_2d("B", B)
-    M, K = tuple(A.shape)
-    K2, N = tuple(B.shape)
+    sa, sb = shape_of(A, "A"), shape_of(B, "B")
+    _check_2d("A", sa)
+    _check_2d("B", sb)
+    M, K = sa
+    K2, N = sb
     if K != K2:
         raise ValueError(f"shape mismatch: A is {M}x{K} but B is {K2}x{N} (inner sizes must agree)")
+    if C is not None:
+        check_broadcasts_to(shape_of(C, "C"), (M, N), "C")
+    if rand is not None:
+        if not cfg.is_sr:
+            raise ValueError(f"rand given but rounding {cfg.rounding!r} uses no random bits")
+        if shape_of(rand, "rand") != (M, N, K):
+            raise ValueError(f"rand must have shape ({M}, {N}, {K}), got {shape_of(rand, 'rand')}")
+    reserve(matmul_bytes(cfg, M, K, N, rand is not None), f"ref.matmul of {M}x{K} by {K}x{N}",
+            getattr(ops, "device", None))
+    A, B = integer_array(ops, A, "A"), integer_array(ops, B, "B")
     cfg.in_fmt.check_codes(A)
     cfg.in_fmt.check_codes(B)
     if C is None:
         z = ops.full((M, N), 0)
     else:
-        C = ops.asint(C)
+        C = integer_array(ops, C, "C")
         cfg.acc_fmt.check_codes(C)
-        try:
-            z = ops.copy(ops.broadcast(C, ops.full((M, N), 0))[0])
-        except (ValueError, RuntimeError) as exc:
-            raise ValueError(f"shape mismatch: C has shape {tuple(C.shape)}, expected ({M}, {N})") from exc
-        if tuple(z.shape) != (M, N):
-            raise ValueError(f"shape mismatch: C has shape {tuple(C.shape)}, expected ({M}, {N})")
+        z = ops.copy(ops.broadcast(C, ops.full((M, N), 0))[0])
 
     if rand is not None:
-        if not cfg.is_sr:
-            raise ValueError(f"rand given but rounding {cfg.rounding!r} uses no random bits")
-        rand = ops.asint(rand)
-        if tuple(rand.shape) != (M, N, K):
-            raise ValueError(f"rand must have shape ({M}, {N}, {K}), got {tuple(rand.shape)}")
+        rand = integer_array(ops, rand, "rand")
         bad = _out_of_range(rand, 1 << cfg.rand_bits)
         if bad is not None:
             raise ValueError(f"random word {bad} is out of range: rand words must be in [0, 2**{cfg.rand_bits})")
     gen = None
     if cfg.is_sr and rand is None:
         if state is not None:
-            gen = ops.asint(state)
-            if tuple(gen.shape) != (M, N):
-                raise ValueError(f"state must have shape ({M}, {N}), got {tuple(gen.shape)}")
+            gen = prng.check_states(ops, state, (M, N))
         else:
             ii = ops.reshape(ops.arange(M), (M, 1))
             jj = ops.reshape(ops.arange(N), (1, N))
@@ -149,13 +170,24 @@ def dot(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None, backend: str 
     ``rand``, if given, is a length-n array of random words. Returns a 0-d code.
     ``backend`` as in :func:`matmul`.
     """
+    cfg = check_config(cfg, "ref.dot")
     ops = ops_for(a, b, z, rand)
-    a, b = ops.asint(a), ops.asint(b)
+    a, b = integer_array(ops, a, "a"), integer_array(ops, b, "b")
     if len(tuple(a.shape)) != 1 or tuple(a.shape) != tuple(b.shape):
         raise ValueError(f"dot needs two 1-D arrays of equal length, got {tuple(a.shape)} and {tuple(b.shape)}")
     n = a.shape[0]
-    C = None if z is None else ops.reshape(ops.asint(z), (1, 1))
-    R = None if rand is None else ops.reshape(ops.asint(rand), (1, 1, n))
+    C = None
+    if z is not None:
+        z = integer_array(ops, z, "z")
+        if len(tuple(z.shape)) > 1 or (z.shape and z.shape[0] != 1):
+            raise ValueError(f"z must be one accumulator code, got shape {tuple(z.shape)}")
+        C = ops.reshape(z, (1, 1))
+    R = None
+    if rand is not None:
+        rand = integer_array(ops, rand, "rand")
+        if tuple(rand.shape) != (n,):
+            raise ValueError(f"rand must have shape ({n},) (one word per MAC), got {tuple(rand.shape)}")
+        R = ops.reshape(rand, (1, 1, n))
     out = matmul(ops.reshape(a, (1, n)), ops.reshape(b, (n, 1)), cfg, C, seed=seed, rand=R,
                  backend=backend)
     return out[0, 0]

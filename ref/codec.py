@@ -6,13 +6,12 @@ tensors out on the same device. Codes are int64 arrays of bit patterns.
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 from . import prng
 from .backend import ops_for
-from .config import MAX_RBITS
+from .checks import check_broadcasts_to, integer_array, real_array, reserve, shape_of
+from .config import MAX_RBITS, check_rbits
 from .formats import FloatFormat, parse_format
 from .rounding import pack, round_to_grid, special_codes
 
@@ -49,16 +48,37 @@ def unpack(ops, codes, fmt: FloatFormat):
 
 
 def decode(codes, fmt) -> np.ndarray:
-    """Values (float64) of integer codes. Formats wider than float64's range overflow to inf."""
+    """Values (float64) of integer codes.
+
+    ``codes``: an integer array (or Python ints) within ``[0, 2**width)``.
+    Refused: float or bool arrays, and formats with values outside float64's
+    range (:attr:`FloatFormat.fits_float64`), whose values a float64 cannot hold.
+    """
     fmt = parse_format(fmt)
+    fmt.check_fits_float64("decode")
     ops = ops_for(codes)
-    codes = ops.asint(codes)
+    _reserve_elementwise(ops, codes, "decode", "codes", _DECODE_BYTES)
+    codes = integer_array(ops, codes, "codes")
     fmt.check_codes(codes)
     sign, sig, exp, is_nan, is_inf = unpack(ops, codes, fmt)
     mag = ops.ldexp(ops.to_float64(sig), exp)
     mag = ops.where(is_inf, float("inf"), mag)
     val = ops.where(sign == 1, -mag, mag)
     return ops.where(is_nan, float("nan"), val)
+
+
+#: Peak bytes per element (int64 / float64 temporaries), measured with tracemalloc
+#: on NumPy (tests/test_strict_inputs.py checks the estimates stay above the peaks).
+_DECODE_BYTES = 80
+_ENCODE_BYTES = 128
+
+
+def _reserve_elementwise(ops, x, what, name, per_element):
+    """:func:`ref.checks.reserve` for an elementwise call on ``x``, before it is widened."""
+    n = 1
+    for d in shape_of(x, name):
+        n *= d
+    reserve(n * per_element, f"{what} of {n} values", getattr(ops, "device", None))
 
 
 def _float_unpack(ops, x):
@@ -75,18 +95,20 @@ def _float_unpack(ops, x):
 def random_bits(ops, shape, nbits: int, rand=None, seed=None):
     """Random integers in [0, 2**nbits) of ``shape``.
 
-    From ``rand`` (checked and broadcast), else from the project PRNG: element
-    ``n`` (row-major) uses the generator of PE ``(n, 0)`` seeded with ``seed``
-    and stepped once. ``seed=None`` draws a fresh seed from the OS.
+    From ``rand`` (integers in range, of a shape that broadcasts to ``shape``
+    without enlarging it), else from the project PRNG: element ``n``
+    (row-major) uses the generator of PE ``(n, 0)`` seeded with ``seed`` and
+    stepped once. ``seed=None`` draws a fresh 64-bit seed from the OS.
     """
     if rand is not None:
-        rand = ops.asint(rand)
+        rand = integer_array(ops, rand, "rand")
+        check_broadcasts_to(tuple(rand.shape), shape, "rand")
         bad = _out_of_range(rand, 1 << nbits)
         if bad is not None:
             raise ValueError(f"random word {bad} is out of range: rand values must be in [0, 2**{nbits})")
         return ops.broadcast(rand, ops.full(shape, 0))[0]
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy) & prng.MASK32
+        seed = int(np.random.SeedSequence().entropy) & prng.MAX_SEED
     n = 1
     for d in shape:
         n *= d
@@ -111,10 +133,7 @@ def _check_rounding(fmt, rounding, rbits):
     if rounding == "sr":
         if rbits is None:
             raise ValueError(f"rounding='sr' needs rbits (1..{MAX_RBITS})")
-        try:
-            rbits = operator.index(rbits)
-        except TypeError:
-            raise ValueError(f"rbits must be an integer, got {rbits!r}") from None
+        rbits = check_rbits(rbits)
         if not 1 <= rbits <= MAX_RBITS:
             raise ValueError(f"rbits={rbits} out of range: SR needs 1..{MAX_RBITS} random bits")
         if fmt.precision + rbits > 61:
@@ -135,7 +154,13 @@ def encode(x, fmt, rounding: str = "rn", *, rbits=None, rand=None, seed=None):
     """
     fmt = parse_format(fmt)
     rbits = _check_rounding(fmt, rounding, rbits)
+    if seed is not None:
+        seed = prng.check_seed(seed)
+    if rand is not None and rounding != "sr":
+        raise ValueError(f"rand given but rounding {rounding!r} uses no random bits")
     ops = ops_for(x)
+    _reserve_elementwise(ops, x, "encode", "x", _ENCODE_BYTES)
+    x = real_array(ops, x, "x")
     if rounding == "rn" and ops.name == "torch":
         codes = _encode_by_torch_cast(x, fmt)
         if codes is not None:

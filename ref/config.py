@@ -6,6 +6,7 @@ import operator
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .checks import InputTypeError
 from .formats import (
     FloatFormat,
     apply_format_options,
@@ -16,6 +17,7 @@ from .formats import (
 
 __all__ = [
     "Rounding", "MacConfig", "ROUNDINGS", "SR_ROUNDINGS", "MAX_RBITS", "required_rbits", "parse_mac",
+    "check_rbits", "check_config",
 ]
 
 
@@ -83,6 +85,16 @@ _MAX_ACC_P_PLUS_R = 56
 _MAX_IN_PRECISION = 29
 
 
+def check_rbits(rbits) -> int:
+    """``rbits`` as an int; bools, floats and strings refused (the range is the caller's)."""
+    if isinstance(rbits, bool) or type(rbits).__name__ in ("bool", "bool_"):
+        raise InputTypeError(f"rbits must be an integer, got the bool {rbits!r}")
+    try:
+        return operator.index(rbits)
+    except TypeError:
+        raise InputTypeError(f"rbits must be an integer, got {rbits!r}") from None
+
+
 def required_rbits(n: int) -> int:
     """Random bits for SR in a chain of length ``n``: ``ceil(log2(n) / 2)``, at least 1.
 
@@ -128,10 +140,7 @@ class MacConfig:
         if self.rounding.is_sr:
             if r is None:
                 raise ValueError(f"rounding {self.rounding.value!r} needs rbits (1..{MAX_RBITS})")
-            try:
-                r = operator.index(r)
-            except TypeError:
-                raise ValueError(f"rbits must be an integer, got {r!r}") from None
+            r = check_rbits(r)
             if not 1 <= r <= MAX_RBITS:
                 raise ValueError(f"rbits={r} out of range: SR needs 1..{MAX_RBITS} random bits")
             if self.acc_fmt.precision + r > _MAX_ACC_P_PLUS_R:
@@ -151,6 +160,27 @@ class MacConfig:
             )
         if self.acc_fmt.precision + 2 > _MAX_ACC_P_PLUS_R:
             raise ValueError(f"accumulator precision {self.acc_fmt.precision} is too wide")
+        self._check_exponent_span()
+
+    def _check_exponent_span(self):
+        """Refuse configurations whose packed accumulator magnitude could overflow int64.
+
+        A MAC packs ``((eg - emin) << man_bits) + m`` with ``eg`` at most two
+        binades above the larger of the accumulator's top exponent and the
+        largest product's (``2 * (emax_in + 1)``). With the usual biases this
+        is tiny; an accumulator bias far from the inputs' with a wide
+        mantissa is not (e.g. e5m2 into e10m52:bias=1000000).
+        """
+        i, a = self.in_fmt, self.acc_fmt
+        top = max(a.emax + 2, 2 * (i.emax + 1) + 2)
+        span = top - a.emin + 1
+        if (span << a.man_bits) + (1 << (a.man_bits + 2)) >= 1 << 63:
+            raise ValueError(
+                f"products of {i.name} reach 2**{2 * (i.emax + 1)}, {span} binades above the "
+                f"smallest exponent of {a.name} (2**{a.emin}): with {a.man_bits} mantissa bits "
+                "its codes would overflow 64-bit arithmetic; bring the biases closer or use "
+                "fewer accumulator mantissa bits"
+            )
 
     # ---- derived -------------------------------------------------------------
     @property
@@ -211,6 +241,14 @@ class MacConfig:
         return MacConfig(**kw)
 
 
+def check_config(cfg, where: str) -> MacConfig:
+    """``cfg`` if it is a :class:`MacConfig`; a one-line error naming what was passed otherwise."""
+    if isinstance(cfg, MacConfig):
+        return cfg
+    hint = f" (for a spec string use ref.parse_mac({cfg!r}))" if isinstance(cfg, str) else ""
+    raise InputTypeError(f"{where} needs a MacConfig as cfg, got {type(cfg).__name__} {cfg!r}{hint}")
+
+
 def parse_mac(text: str | MacConfig) -> MacConfig:
     """Parse ``in:acc:rounding[:r]`` with optional format options after each format.
 
@@ -220,7 +258,11 @@ def parse_mac(text: str | MacConfig) -> MacConfig:
     """
     if isinstance(text, MacConfig):
         return text
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise InputTypeError(
+            f"a MAC must be a MacConfig or a spec string such as 'e5m2:e6m5:sr_eager:4', got {text!r}"
+        )
+    if not text.strip():
         raise ValueError(f"MAC spec must be a non-empty string, got {text!r}")
     tokens = [t.strip().lower() for t in text.strip().split(":") if t.strip()]
     fmts: list[tuple[str, list[str]]] = []
@@ -231,9 +273,13 @@ def parse_mac(text: str | MacConfig) -> MacConfig:
             fmts.append((tok, []))
         elif is_format_option(tok) and fmts and rounding is None:
             fmts[-1][1].append(tok)
+        elif (tok in ROUNDINGS or tok == "sr") and rounding is not None:
+            raise ValueError(
+                f"MAC spec {text!r} names two roundings ({rounding.value!r} and {tok!r}); give one"
+            )
         elif tok in ROUNDINGS or tok == "sr":
             rounding = Rounding.parse(tok)
-        elif tok.isdigit() and rounding is not None and rbits is None:
+        elif tok.isascii() and tok.isdigit() and rounding is not None and rbits is None:
             rbits = int(tok)
         else:
             raise ValueError(

@@ -11,9 +11,14 @@ value object that ``hwgen/``, ``sim/`` and ``boards/`` import and never redefine
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass, field
+
+import numpy as np
+
+from .checks import InputTypeError
 
 __all__ = [
     "FloatFormat",
@@ -26,6 +31,7 @@ __all__ = [
     "NAMED_FORMATS",
     "parse_format",
     "SPECIALS",
+    "MAX_BIAS",
 ]
 
 SPECIALS = ("ieee", "fn", "none")
@@ -33,6 +39,30 @@ SPECIALS = ("ieee", "fn", "none")
 # Widest significand + exponent arithmetic the int64 array code supports.
 _MAX_CODE_BITS = 63  # codes are non-negative int64
 _MAX_MAN_BITS = 52
+_MAX_EXP_BITS = 16
+#: |bias| limit. With exp_bits <= 16 and man_bits <= 52 every exponent of a
+#: value lies within +-(2**29 + 2**16 + 52) < 2**30, so the exponent of any
+#: exact product of two values fits int32 (NumPy's ldexp, the int32 decoded
+#: operands of ref.fast) and stays far above the MAC's zero-exponent marker
+#: -2**40; encode's int64 code arithmetic is clamped at emax + 2 (ref.rounding.pack).
+MAX_BIAS = 1 << 29
+# float64: smallest subnormal 2**-1074, largest finite value below 2**1024.
+_F64_MIN_EXP = -1074
+_F64_MAX_EXP = 1023
+
+
+def _is_bool(v) -> bool:
+    return isinstance(v, (bool, np.bool_))
+
+
+def _int_param(name: str, v) -> int:
+    """An int parameter; bools, floats and strings are refused with a message naming ``v``."""
+    if _is_bool(v):
+        raise InputTypeError(f"{name} must be an integer, got the bool {v!r}")
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise InputTypeError(f"{name} must be an integer, got {v!r}") from None
 
 
 @dataclass(frozen=True)
@@ -70,13 +100,8 @@ class FloatFormat:
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self):
-        try:
-            exp_bits = operator.index(self.exp_bits)
-            man_bits = operator.index(self.man_bits)
-        except TypeError:
-            raise ValueError(
-                f"exp_bits and man_bits must be integers, got {self.exp_bits!r}, {self.man_bits!r}"
-            ) from None
+        exp_bits = _int_param("exp_bits", self.exp_bits)
+        man_bits = _int_param("man_bits", self.man_bits)
         if exp_bits < 2:
             raise ValueError(f"exp_bits must be >= 2, got {exp_bits}")
         if man_bits < 0:
@@ -91,18 +116,33 @@ class FloatFormat:
                 f"format e{exp_bits}m{man_bits} needs {1 + exp_bits + man_bits} bits; "
                 f"at most {_MAX_CODE_BITS} are supported"
             )
-        if exp_bits > 16:
-            raise ValueError(f"exp_bits={exp_bits} exceeds 16; use at most 16 exponent bits")
-        if self.specials not in SPECIALS:
+        if exp_bits > _MAX_EXP_BITS:
+            raise ValueError(
+                f"exp_bits={exp_bits} exceeds {_MAX_EXP_BITS}; use at most {_MAX_EXP_BITS} exponent bits"
+            )
+        if not isinstance(self.specials, str) or self.specials not in SPECIALS:
             raise ValueError(f"specials must be one of {SPECIALS}, got {self.specials!r}")
         if self.specials == "ieee" and man_bits == 0:
             raise ValueError(
                 "specials='ieee' with man_bits=0 leaves no NaN code; use specials='fn' or 'none'"
             )
+        for flag in ("subnormals", "saturate"):
+            if not _is_bool(getattr(self, flag)):
+                raise InputTypeError(
+                    f"{flag} must be True or False, got {getattr(self, flag)!r}"
+                )
+        if self.name is not None and not isinstance(self.name, str):
+            raise InputTypeError(f"name must be a string, got {self.name!r}")
+        bias = (1 << (exp_bits - 1)) - 1 if self.bias is None else _int_param("bias", self.bias)
+        if abs(bias) > MAX_BIAS:
+            raise ValueError(
+                f"bias={bias} is outside -2**29..2**29 ({-MAX_BIAS}..{MAX_BIAS}): every exponent "
+                "the golden model computes must fit 32 bits; use a bias in that range"
+            )
         object.__setattr__(self, "exp_bits", exp_bits)
         object.__setattr__(self, "man_bits", man_bits)
-        bias = (1 << (exp_bits - 1)) - 1 if self.bias is None else operator.index(self.bias)
         object.__setattr__(self, "bias", bias)
+        object.__setattr__(self, "specials", str(self.specials))
         object.__setattr__(self, "subnormals", bool(self.subnormals))
         object.__setattr__(self, "saturate", bool(self.saturate))
         if self.name is None:
@@ -183,15 +223,40 @@ class FloatFormat:
 
     @property
     def max_value(self) -> float:
-        return float(self.max_significand) * 2.0 ** (self.emax - self.man_bits)
+        """The largest finite value as a float (inf when it is beyond float64)."""
+        return _ldexp(self.max_significand, self.emax - self.man_bits)
 
     @property
     def min_normal(self) -> float:
-        return 2.0**self.emin
+        """``2**emin`` as a float (0.0 when it is below float64's range)."""
+        return _ldexp(1, self.emin)
 
     @property
     def min_subnormal(self) -> float:
-        return 2.0 ** (self.emin - self.man_bits)
+        """``2**(emin - man_bits)`` as a float (0.0 when it is below float64's range)."""
+        return _ldexp(1, self.emin - self.man_bits)
+
+    @property
+    def fits_float64(self) -> bool:
+        """True when every finite value of the format is exactly a float64.
+
+        Its smallest step ``2**(emin - man_bits)`` is at least ``2**-1074`` (the
+        smallest float64 subnormal) and its largest exponent ``emax`` at most
+        1023 (``man_bits <= 52`` already holds).
+        """
+        return self.emin - self.man_bits >= _F64_MIN_EXP and self.emax <= _F64_MAX_EXP
+
+    def check_fits_float64(self, what: str = "decode") -> None:
+        """Raise ValueError unless :attr:`fits_float64`, naming the bias range that would."""
+        if self.fits_float64:
+            return
+        lo = (self.max_code >> self.man_bits) - _F64_MAX_EXP  # emax <= 1023
+        hi = 1 - self.man_bits - _F64_MIN_EXP  # emin - man_bits >= -1074
+        raise ValueError(
+            f"{what}: the values of {self.name} span 2**{self.emin - self.man_bits} .. "
+            f"2**{self.emax + 1}, outside float64 (2**-1074 .. 2**1024), so they cannot be "
+            f"returned as floats; use codes, or a bias in {lo}..{hi} for e{self.exp_bits}m{self.man_bits}"
+        )
 
     @property
     def num_codes(self) -> int:
@@ -249,6 +314,16 @@ class FloatFormat:
             "saturate": self.saturate,
             "width": self.width,
         }
+
+
+def _ldexp(sig: int, exp: int) -> float:
+    """``sig * 2**exp`` as a float: inf above float64's range, 0.0 below it."""
+    if exp > _F64_MAX_EXP + 1:
+        return math.inf
+    try:
+        return math.ldexp(float(sig), exp)
+    except OverflowError:
+        return math.inf
 
 
 def _min_max(codes):
@@ -314,28 +389,38 @@ def _format_kwargs(fmt: FloatFormat) -> dict:
 
 
 def _options_to_kwargs(kw: dict, options) -> dict:
+    """Apply format options; a second option for the same field (``sat:nosat``) is refused."""
     kw = dict(kw)
+    given: dict[str, str] = {}
     for opt in options:
         o = opt.strip().lower()
-        if o == "sub":
-            kw["subnormals"] = True
-        elif o == "nosub":
-            kw["subnormals"] = False
-        elif o == "sat":
-            kw["saturate"] = True
-        elif o == "nosat":
-            kw["saturate"] = False
+        if o in ("sub", "nosub"):
+            key, value = "subnormals", o == "sub"
+        elif o in ("sat", "nosat"):
+            key, value = "saturate", o == "sat"
         elif o in SPECIALS:
-            kw["specials"] = o
+            key, value = "specials", o
         elif o.startswith("bias="):
-            try:
-                kw["bias"] = int(o[5:])
-            except ValueError:
-                raise ValueError(f"bad bias in format option {opt!r}: expected bias=<int>") from None
+            key = "bias"
+            digits = o[5:].strip()
+            if not re.fullmatch(r"[+-]?\d+", digits):
+                raise ValueError(f"bad bias in format option {opt!r}: expected bias=<int>")
+            if len(digits.lstrip("+-0")) > 40:  # far beyond MAX_BIAS (and int()'s digit limit)
+                raise ValueError(
+                    f"bias={digits[:16]}... is outside -2**29..2**29 ({-MAX_BIAS}..{MAX_BIAS}); "
+                    "use a bias in that range"
+                )
+            value = int(digits)
         else:
             raise ValueError(
                 f"unknown format option {opt!r}; expected one of {', '.join(FORMAT_OPTIONS)}"
             )
+        if key in given:
+            raise ValueError(
+                f"format options {given[key]!r} and {opt!r} both set {key}; give one"
+            )
+        given[key] = opt
+        kw[key] = value
     return kw
 
 
@@ -349,8 +434,14 @@ def parse_format(text: str | FloatFormat) -> FloatFormat:
     """
     if isinstance(text, FloatFormat):
         return text
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"format must be a non-empty string, got {text!r}")
+    if not isinstance(text, str):
+        raise InputTypeError(
+            f"format must be a FloatFormat or a format string such as 'e5m2', got {text!r}"
+        )
+    if not text.strip():
+        raise ValueError(
+            f"format must be a FloatFormat or a format string such as 'e5m2', got {text!r}"
+        )
     head, *options = text.strip().split(":")
     key = head.strip().lower()
     if key in NAMED_FORMATS:

@@ -10,15 +10,22 @@ inexact (see docs/design.md).
 
 from __future__ import annotations
 
+import numpy as np
+
+from . import prng
 from .backend import ops_for
+from .checks import integer_array, reserve, shape_of
 from .codec import unpack
-from .config import MacConfig, Rounding
+from .config import MacConfig, Rounding, check_config
 from .rounding import bit_length, pack, round_to_grid, shift_right_floor, special_codes
 
 __all__ = ["mac", "unpack_inputs", "product", "mac_step", "split_rand"]
 
 _TOP = 60  # bit index of the leading one of a normalised addend
-_NO_EXP = -(1 << 40)  # exponent of a zero addend ("-inf")
+_NO_EXP = -(1 << 40)  # exponent of a zero addend ("-inf"); real exponents are > -2**31
+#: Peak bytes per output element of :func:`mac` (int64 temporaries of mac_step), measured
+#: with tracemalloc on NumPy (tests/test_strict_inputs.py keeps it above the measured peak).
+_MAC_BYTES = 360
 
 
 def unpack_inputs(ops, codes, fmt):
@@ -108,30 +115,39 @@ def _eager_far(ops, cfg, S, lsb, e_big, d, eff_sub, R, B, m_close, eg_close):
 def mac(z, a, b, cfg: MacConfig, rand=None, *, seed=None):
     """Elementwise MAC on code arrays: ``round(z + a*b)`` for ``cfg.rounding``.
 
-    ``z`` holds accumulator-format codes, ``a`` and ``b`` input-format codes;
-    they broadcast. For the SR modes, ``rand`` holds ``cfg.rand_bits`` random
-    bits per element (R in the low r bits, B above for eager); without it,
-    ``seed`` drives the project PRNG (element n uses PE (n, 0), one step).
+    ``z`` holds accumulator-format codes, ``a`` and ``b`` input-format codes
+    (integer arrays or Python ints); they broadcast. For the SR modes,
+    ``rand`` holds ``cfg.rand_bits`` random bits per element (R in the low r
+    bits, B above for eager), in a shape that broadcasts to the output's
+    without enlarging it; without it, ``seed`` (0..2**64-1) drives the
+    project PRNG (element n uses PE (n, 0), one step).
     Returns accumulator codes (NumPy int64, or torch int64 on the inputs' device).
     """
     from .codec import random_bits
 
-    if not isinstance(cfg, MacConfig):
-        raise ValueError(f"cfg must be a MacConfig, got {type(cfg).__name__}")
+    cfg = check_config(cfg, "ref.mac")
+    if seed is not None:
+        seed = prng.check_seed(seed)
+    if rand is not None and not cfg.is_sr:
+        raise ValueError(f"rand given but rounding {cfg.rounding!r} uses no random bits")
     ops = ops_for(z, a, b, rand)
-    z, a, b = (ops.asint(x) for x in (z, a, b))
+    shapes = [shape_of(x, name) for x, name in ((z, "z"), (a, "a"), (b, "b"))]
+    try:
+        out_shape = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"shape mismatch: z {shapes[0]}, a {shapes[1]}, b {shapes[2]}") from None
+    n = int(np.prod(out_shape, dtype=np.int64))
+    reserve(n * _MAC_BYTES, f"ref.mac of {n} elements", getattr(ops, "device", None))
+    z = integer_array(ops, z, "z")
+    a = integer_array(ops, a, "a")
+    b = integer_array(ops, b, "b")
     cfg.acc_fmt.check_codes(z)
     cfg.in_fmt.check_codes(a)
     cfg.in_fmt.check_codes(b)
-    try:
-        z, a, b = ops.broadcast(z, a, b)
-    except (ValueError, RuntimeError) as exc:
-        raise ValueError(f"shape mismatch: z {tuple(z.shape)}, a {tuple(a.shape)}, b {tuple(b.shape)}") from exc
+    z, a, b = ops.broadcast(z, a, b)
     prod = product(ops, unpack_inputs(ops, a, cfg.in_fmt), unpack_inputs(ops, b, cfg.in_fmt))
     R = B = None
     if cfg.is_sr:
         word = random_bits(ops, tuple(z.shape), cfg.rand_bits, rand, seed)
         R, B = split_rand(cfg, word)
-    elif rand is not None:
-        raise ValueError(f"rand given but rounding {cfg.rounding!r} uses no random bits")
     return mac_step(ops, cfg, z, prod, R, B)

@@ -9,7 +9,10 @@ Rules (contract section 4; implemented identically in ``hwgen/``):
 
 * **Seeding.** PE ``(i, j)`` of a run with base seed ``seed`` starts from
   ``seed_state(seed, i, j)``: a 32-bit integer hash of the three numbers,
-  forced non-zero (xorshift never leaves 0).
+  forced non-zero (xorshift never leaves 0). A seed is any integer in
+  ``0 .. 2**64 - 1`` (:func:`check_seed`); below ``2**32`` the rule is the one
+  the hardware was built with; the high word of a larger seed goes through
+  one more round of the mix, so ``2**32 + s`` never reproduces seed ``s``.
 * **Stepping.** Before each MAC the PE performs, the state advances once:
   ``x ^= x << 13; x ^= x >> 17; x ^= x << 5`` (mod 2**32). Idle cycles never
   step it.
@@ -28,6 +31,9 @@ import operator
 __all__ = [
     "STATE_BITS",
     "MASK32",
+    "MAX_SEED",
+    "check_seed",
+    "check_states",
     "seed_state",
     "seed_state_int",
     "step",
@@ -37,6 +43,8 @@ __all__ = [
 
 STATE_BITS = 32
 MASK32 = (1 << 32) - 1
+#: Seeds are integers in 0 .. MAX_SEED.
+MAX_SEED = (1 << 64) - 1
 
 # Odd 32-bit multipliers of the seed hash (golden-ratio and murmur3-style constants).
 _K_SEED = 0x9E3779B1
@@ -55,6 +63,7 @@ def _mul32(x, c: int):
 
 
 def _mix(h):
+    """The 32-bit avalanche mix (a bijection of 32-bit words, 0 -> 0), arrays or ints."""
     h = h ^ (h >> 16)
     h = _mul32(h, _M1)
     h = h ^ (h >> 15)
@@ -62,25 +71,78 @@ def _mix(h):
     return h ^ (h >> 16)
 
 
+def check_seed(seed) -> int:
+    """``seed`` as a Python int in ``0 .. 2**64 - 1``; ValueError (one line) otherwise.
+
+    Bools, floats and negative numbers are refused rather than reduced, so two
+    different seeds never silently share a stream.
+    """
+    if isinstance(seed, bool) or type(seed).__name__ in ("bool", "bool_"):
+        raise ValueError(f"seed must be an integer in 0..2**64-1, got the bool {seed!r}")
+    try:
+        s = operator.index(seed)
+    except TypeError:
+        raise ValueError(f"seed must be an integer in 0..2**64-1, got {seed!r}") from None
+    if not 0 <= s <= MAX_SEED:
+        raise ValueError(f"seed {s} is out of range: seeds are integers in 0..2**64-1")
+    return s
+
+
+def _seed_words(seed) -> tuple[int, int]:
+    """``(low word times _K_SEED mod 2**32, key of the high word or 0)`` of a checked seed."""
+    s = check_seed(seed)
+    hi = s >> 32
+    return ((s & MASK32) * _K_SEED) & MASK32, (_mix(hi) if hi else 0)
+
+
 def seed_state(ops, seed: int, i, j):
-    """Initial state of PE (i, j) for base seed ``seed`` (int64 arrays i, j broadcast)."""
-    s = operator.index(seed) & MASK32
-    base = (s * _K_SEED) & MASK32  # a Python int: no overflow
+    """Initial state of PE (i, j) for base seed ``seed`` (int64 arrays i, j broadcast).
+
+    ``h = mix((lo * K_SEED + i * K_I + j * K_J) mod 2**32)`` with ``lo`` the
+    seed's low 32 bits; for a seed of ``2**32`` or more, ``h = mix(h ^
+    mix(hi))`` with ``hi`` its high 32 bits; a zero ``h`` becomes
+    ``0x6D2B79F5``. ``i`` and ``j`` are reduced mod ``2**32``.
+    """
+    base, key = _seed_words(seed)  # Python ints: no overflow
     h = (base + _mul32(ops.asint(i) & MASK32, _K_I) + _mul32(ops.asint(j) & MASK32, _K_J)) & MASK32
     h = _mix(h)
+    if key:
+        h = _mix(h ^ key)
     return ops.where(h == 0, _NONZERO, h)
 
 
 def seed_state_int(seed: int, i: int = 0, j: int = 0) -> int:
     """Scalar :func:`seed_state` in plain Python integers (used by ``hwgen/``)."""
-    h = ((operator.index(seed) & MASK32) * _K_SEED + (operator.index(i) & MASK32) * _K_I
-         + (operator.index(j) & MASK32) * _K_J) & MASK32
-    h ^= h >> 16
-    h = (h * _M1) & MASK32
-    h ^= h >> 15
-    h = (h * _M2) & MASK32
-    h ^= h >> 16
+    base, key = _seed_words(seed)
+    h = (base + (operator.index(i) & MASK32) * _K_I + (operator.index(j) & MASK32) * _K_J) & MASK32
+    h = _mix(h)
+    if key:
+        h = _mix(h ^ key)
     return h or _NONZERO
+
+
+def check_states(ops, state, shape, what: str = "state"):
+    """Generator states as an int64 array of ``shape``: integers in ``1 .. 2**32 - 1``.
+
+    A zero state is refused: xorshift maps 0 to 0, so every random word would
+    be 0 (a biased rounding with no error).
+    """
+    from .checks import integer_array
+
+    st = integer_array(ops, state, what)
+    if tuple(st.shape) != tuple(shape):
+        raise ValueError(f"{what} must have shape {tuple(shape)}, got {tuple(st.shape)}")
+    n = st.numel() if hasattr(st, "numel") else st.size
+    if n:
+        lo, hi = int(st.min()), int(st.max())
+        if lo <= 0 or hi > MASK32:
+            bad = lo if lo <= 0 else hi
+            why = " (xorshift never leaves 0)" if bad == 0 else ""
+            raise ValueError(
+                f"{what} holds {bad}: xorshift32 states are integers in 1..2**32-1{why}; "
+                "pass states returned by return_state=True, or a seed"
+            )
+    return st
 
 
 def step(x):
@@ -106,6 +168,8 @@ class Xorshift32:
     """
 
     def __init__(self, seed: int = 0, i: int = 0, j: int = 0, *, state: int | None = None):
+        if isinstance(state, bool):
+            raise ValueError(f"xorshift32 state must be an integer in 1..2**32-1, got the bool {state!r}")
         self.state = seed_state_int(seed, i, j) if state is None else operator.index(state)
         if not 0 < self.state <= MASK32:
             raise ValueError(f"xorshift32 state must be in 1..2**32-1, got {self.state}")

@@ -117,7 +117,10 @@ def pack(ops, fmt: FloatFormat, sign, m, eg, e, *, exact_zero, mode: str):
     man = fmt.man_bits
     # ((eg - emin) << man) + m is the magnitude code for normals, subnormals
     # (eg == emin, m < 2**man) and a carry to the next binade (m == 2**p) alike.
-    mag = ((eg - fmt.emin) << man) + m
+    # A grid exponent above emax + 2 overflows whatever m is; clamping it there
+    # keeps the shift inside int64 (encode of 1.0 into a format with a huge bias
+    # and 52 mantissa bits) without changing any result.
+    mag = ((ops.minimum(eg, fmt.emax + 2) - fmt.emin) << man) + m
     overflow = mag > fmt.max_code
     if mode == "rz" or fmt.saturate or fmt.specials == "none":
         ovf_code = fmt.max_code

@@ -114,7 +114,8 @@ def test_parse_generic_and_options():
     assert h == FloatFormat(4, 3, bias=8, specials="fn", saturate=False)
     assert parse_format("e5m2:none").specials == "none"
     assert parse_format("e4m3:ieee").specials == "ieee"
-    assert parse_format("e6m5:nosub:sub").subnormals is True
+    with pytest.raises(ValueError, match="'nosub' and 'sub' both set subnormals"):
+        parse_format("e6m5:nosub:sub")  # contradictory options: refused, not "last wins"
     # Whitespace and case do not matter.
     assert parse_format("  FP16 ") is FP16
 

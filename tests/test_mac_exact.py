@@ -338,7 +338,7 @@ def test_sr_bias_below_2_pow_minus_r(spec):
         too_big = abs(v) >= fa.max_n * Fraction(2) ** fa.max_q
         if too_big or (not fa.sub and abs(v) < Fraction(2) ** fa.emin):
             continue  # overflow and flush are outside the bias statement
-        got = np.asarray(ref.mac(np.int64(z), np.int64(a), np.int64(b), cfg, rand=words))
+        got = np.asarray(ref.mac(np.full(words.shape, z), np.int64(a), np.int64(b), cfg, rand=words))
         rz, up = _neighbours(z, a, b, cfg)
         assert set(got.tolist()) <= {rz, up}, (spec, z, a, b, set(got.tolist()), rz, up)
         mean = sum(value_of(int(c), cfg.acc_fmt) for c in got) / len(words)

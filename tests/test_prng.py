@@ -65,7 +65,7 @@ def test_vectorised_seed_state_equals_scalar(backend):
     ops = NumpyOps() if backend == "numpy" else TorchOps()
     i = np.arange(40).reshape(40, 1)
     j = np.arange(33).reshape(1, 33)
-    for seed in [0, 1, 12345, M32, -1, 2**40 + 7]:
+    for seed in [0, 1, 12345, M32, 2**32, 2**40 + 7, 2**64 - 1]:
         s = prng.seed_state(ops, seed, ops.asint(i), ops.asint(j))
         s = np.broadcast_to(np.asarray(s if backend == "numpy" else s.numpy()), (40, 33))
         expect = [[prng.seed_state_int(seed, a, b) for b in range(33)] for a in range(40)]
@@ -107,6 +107,90 @@ def test_seed_states_never_zero_and_distinct_per_pe():
 def test_different_seeds_give_different_states():
     st = [prng.seed_state_int(seed, 2, 3) for seed in range(2000)]
     assert len(set(st)) == len(st)
+
+
+# ---- seeds: the hardware rule below 2**32, no aliasing up to 2**64 - 1 ----------
+
+
+def old_rule_seed_state(seed: int, i: int, j: int) -> int:
+    """The seeding rule the generated Verilog and the boards were built with (seed < 2**32).
+
+    Written out from docs/design.md 7.2 with NumPy uint32 wrap-around
+    arithmetic, independently of ref.prng: the hash, the avalanche mix, the
+    zero replacement.
+    """
+    u = np.uint32
+    with np.errstate(over="ignore"):
+        h = u(seed) * u(0x9E3779B1) + u(i) * u(0x85EBCA77) + u(j) * u(0xC2B2AE3D)
+        h ^= h >> u(16)
+        h *= u(0x7FEB352D)
+        h ^= h >> u(15)
+        h *= u(0x846CA68B)
+        h ^= h >> u(16)
+    return int(h) or 0x6D2B79F5
+
+
+def test_seeds_below_2_32_keep_the_hardware_rule():
+    rng = np.random.default_rng(11)
+    seeds = [0, 1, 3, 12345, 2**31, M32] + rng.integers(0, 2**32, 200).tolist()
+    for seed in seeds:
+        for i, j in [(0, 0), (1, 0), (0, 1), (7, 5), (127, 255)]:
+            assert prng.seed_state_int(seed, i, j) == old_rule_seed_state(seed, i, j), (seed, i, j)
+    # The numbers docs/design.md quotes.
+    assert prng.seed_state_int(0) == 0x6D2B79F5 and prng.seed_state_int(1) == 0x6D523710
+    ii, jj = np.arange(16).reshape(-1, 1), np.arange(16).reshape(1, -1)
+    grid = np.broadcast_to(prng.seed_state(NumpyOps(), 77, ii, jj), (16, 16))
+    assert grid.tolist() == [[old_rule_seed_state(77, a, b) for b in range(16)] for a in range(16)]
+
+
+@pytest.mark.parametrize("low", [0, 3, M32])
+def test_seeds_above_2_32_do_not_alias_their_low_word(low):
+    """2**32 * k + low (k = 1, 2, 2**32 - 1) differs from seed low, and from each other,
+    at every PE of a 32 x 32 grid (the extra mix round is a bijection keyed by k)."""
+    ops = NumpyOps()
+    ii, jj = np.arange(32).reshape(-1, 1), np.arange(32).reshape(1, -1)
+    grids = [np.broadcast_to(prng.seed_state(ops, (k << 32) | low, ii, jj), (32, 32))
+             for k in (0, 1, 2, M32)]
+    for a in range(len(grids)):
+        for b in range(a):
+            assert not (grids[a] == grids[b]).any(), (a, b)
+    assert (np.concatenate(grids) > 0).all()
+
+
+def test_seed_2_32_plus_3_gives_another_stream():
+    """The case of issue 17: seed=2**32+3 used to give the stream of seed=3."""
+    import ref
+
+    cfg = ref.parse_mac("e5m2:e6m5:sr_lazy:4")
+    A = np.full((4, 64), 0x3D)  # 1.25: products 1.5625 need rounding in every MAC
+    B = np.full((64, 4), 0x3D)
+    assert not np.array_equal(ref.matmul(A, B, cfg, seed=3), ref.matmul(A, B, cfg, seed=2**32 + 3))
+    big = ref.matmul(A, B, cfg, seed=2**64 - 1, backend="reference")
+    assert np.array_equal(big, ref.matmul(A, B, cfg, seed=2**64 - 1))
+
+
+@pytest.mark.parametrize("seed,needle", [(-1, "-1"), (2**64, str(2**64)), (True, "bool"),
+                                         (1.0, "1.0"), ("3", "'3'"), (None, "None")])
+def test_bad_seeds_refused(seed, needle):
+    import ref
+
+    cfg = ref.parse_mac("e5m2:e6m5:sr_lazy:4")
+    calls = [
+        lambda: prng.seed_state_int(seed),
+        lambda: prng.Xorshift32(seed),
+        lambda: ref.matmul(np.zeros((2, 2), int), np.zeros((2, 2), int), cfg, seed=seed),
+        lambda: ref.encode([1.1], "e5m2", "sr", rbits=3, seed=seed),
+        lambda: ref.mac([0], [1], [1], cfg, seed=seed),
+    ]
+    for call in calls[:3] if seed is None else calls:  # seed=None: a fresh seed in encode / mac
+        with pytest.raises(ValueError) as exc:
+            call()
+        assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_numpy_integer_seeds_accepted():
+    assert prng.seed_state_int(np.uint64(2**64 - 1)) == prng.seed_state_int(2**64 - 1)
+    assert prng.seed_state_int(np.int32(5)) == prng.seed_state_int(5)
 
 
 def test_zero_state_rejected():
