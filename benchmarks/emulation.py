@@ -15,6 +15,16 @@ Results go to ``<out>/emulation.csv`` and ``<out>/emulation.md``.
     .venv/bin/python benchmarks/emulation.py --quick          # one repeat, two shapes
     .venv/bin/python benchmarks/emulation.py --threads 1      # per-core comparison
     .venv/bin/python benchmarks/emulation.py --shapes 256x256x256 --threads 2
+    .venv/bin/python benchmarks/emulation.py --device cuda --suite gpu   # squares + conv GEMMs
+
+``--suite gpu`` times 256^3, 1024^3 and 4096^3 and the convolution GEMMs of
+ResNet-20 (CIFAR, batch 128) and ResNet-18 (ImageNet, batch 32): for each
+layer shape the forward GEMM (im2col: M = batch x output pixels, K = C x kh x
+kw, N = output channels), the input-gradient GEMM (M = batch x input pixels,
+K = output channels x kh x kw, N = input channels) and the weight-gradient GEMM
+(M = output channels, K = batch x output pixels, N = C x kh x kw: the long
+chains), as ``sim/gemm.py`` runs them; ``projection.md`` then gives the epoch
+time those rates imply for ResNet-20 / CIFAR-10 and ResNet-18 / ImageNet.
 """
 
 from __future__ import annotations
@@ -40,7 +50,38 @@ from ref.chain import matmul_reference  # noqa: E402
 SHAPES = [(64, 256, 64), (128, 512, 128), (256, 256, 256), (4096, 288, 32)]
 QUICK_SHAPES = [(64, 256, 64), (256, 256, 256)]
 CONFIGS = ["e5m2:e6m5:rn", "e5m2:e6m5:sr_eager:4", "e4m3:fp16:rn", "e4m3:fp16:sr_eager:4"]
-FIELDS = ["device", "config", "M", "K", "N", "backend", "seconds", "mac_per_s",
+GPU_CONFIGS = ["e5m2:e6m5:sr_eager:4", "e5m2:e6m5:rn"]
+
+# Convolutions: (layer, input channels, output channels, output H = W, kernel, stride,
+# convolutions of this shape per network), for the epoch projection.
+RESNET20 = [("conv1", 3, 16, 32, 3, 1, 1), ("stage1", 16, 16, 32, 3, 1, 6),
+            ("stage2", 32, 32, 16, 3, 1, 6), ("stage3", 64, 64, 8, 3, 1, 6)]
+RESNET18 = [("conv1", 3, 64, 112, 7, 2, 1), ("layer1", 64, 64, 56, 3, 1, 4),
+            ("layer2", 128, 128, 28, 3, 1, 4), ("layer3", 256, 256, 14, 3, 1, 4),
+            ("layer4", 512, 512, 7, 3, 1, 4)]
+NETS = {"resnet20": (RESNET20, 128, 50_000), "resnet18": (RESNET18, 32, 1_281_167)}
+
+
+def conv_gemms(net: str):
+    """``[(label, (M, K, N), count)]``: the three GEMMs of every layer shape of ``net``."""
+    layers, batch, _ = NETS[net]
+    out = []
+    for name, cin, cout, hw, k, stride, count in layers:
+        pix = batch * hw * hw
+        out.append((f"{net} {name} fwd", (pix, cin * k * k, cout), count))
+        if name != "conv1":  # no gradient to the images
+            out.append((f"{net} {name} bwd-input", (pix * stride * stride, cout * k * k, cin), count))
+        out.append((f"{net} {name} bwd-weight", (cout, pix, cin * k * k), count))
+    return out
+
+
+def gpu_suite():
+    """``[(label, shape)]`` of ``--suite gpu``."""
+    squares = [(f"{n}^3", (n, n, n)) for n in (256, 1024, 4096)]
+    return squares + [(label, shape) for net in NETS for label, shape, _ in conv_gemms(net)]
+
+
+FIELDS = ["device", "label", "config", "M", "K", "N", "backend", "seconds", "mac_per_s",
           "torch_mm_mac_per_s", "ratio_to_torch_mm", "mac_per_cpu_s", "torch_mm_mac_per_cpu_s",
           "ratio_cpu", "peak_bytes", "peak_over_io", "threads"]
 
@@ -51,27 +92,34 @@ def _sync(device):
 
 
 def _inputs(cfg, M, K, N, device, seed=0):
-    """Codes of N(0, 1) values rounded to the input format (finite, realistic exponents)."""
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(M, K, generator=g, dtype=torch.float64)
-    Y = torch.randn(K, N, generator=g, dtype=torch.float64)
+    """Codes of N(0, 1) values rounded to the input format (finite, realistic exponents),
+    generated and encoded on ``device``; and the float32 values for ``torch.mm``."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    X = torch.randn(M, K, generator=g, dtype=torch.float32, device=device)
+    Y = torch.randn(K, N, generator=g, dtype=torch.float32, device=device)
     A = ref.encode(X, cfg.in_fmt)
     B = ref.encode(Y, cfg.in_fmt)
     if device == "cpu":
-        return A.numpy(), B.numpy(), X.float(), Y.float()
-    return A.to(device), B.to(device), X.float().to(device), Y.float().to(device)
+        return A.numpy(), B.numpy(), X, Y
+    return A, B, X, Y
 
 
-def _time(fn, device, repeat):
-    """(best wall seconds, best process CPU seconds) over ``repeat`` calls."""
+def _time(fn, device, repeat, budget=5.0):
+    """(best wall seconds, best process CPU seconds) over ``repeat`` calls (fewer once
+    ``budget`` seconds are spent: the largest GPU shapes)."""
     best, best_cpu = float("inf"), float("inf")
+    spent = 0.0
     for _ in range(repeat):
+        if spent > budget:
+            break
         _sync(device)
         c = time.process_time()
         t = time.perf_counter()
         fn()
         _sync(device)
-        best = min(best, time.perf_counter() - t)
+        dt = time.perf_counter() - t
+        spent += dt
+        best = min(best, dt)
         best_cpu = min(best_cpu, time.process_time() - c)
     return best, best_cpu
 
@@ -119,7 +167,10 @@ def _row(device, spec, shape, backend, call, mm, repeat, threads):
 
 
 def run(device, shapes, configs, repeat, reference_shape=None):
-    """Benchmark rows (dicts with FIELDS) for every config and shape; prints each row."""
+    """Benchmark rows (dicts with FIELDS) for every config and shape; prints each row.
+
+    ``shapes``: ``(M, K, N)`` tuples or ``(label, (M, K, N))`` pairs.
+    """
     rows = []
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -128,7 +179,8 @@ def run(device, shapes, configs, repeat, reference_shape=None):
         cfg = ref.parse_mac(spec)
         A0, B0, _, _ = _inputs(cfg, 2, 3, 2, device)
         ref.matmul(A0, B0, cfg)  # JIT compile (or load the cache) before timing
-        for shape in shapes:
+        for item in shapes:
+            label, shape = item if isinstance(item[1], tuple) else ("", item)
             A, B, X, Y = _inputs(cfg, *shape, device)
             mm = lambda X=X, Y=Y: _mm_time(X, Y, device, repeat)  # noqa: E731
             backends = [("fast", ref.matmul)]
@@ -138,12 +190,15 @@ def run(device, shapes, configs, repeat, reference_shape=None):
                 call = lambda fn=fn, A=A, B=B, cfg=cfg: fn(A, B, cfg, seed=1)  # noqa: E731
                 rows.append(_row(device, spec, shape, name, call, mm,
                                  repeat if name == "fast" else 1, threads))
+                rows[-1]["label"] = label
                 print(_fmt_row(rows[-1]), flush=True)
+            del A, B, X, Y
     return rows
 
 
 def _fmt_row(r):
-    return (f"| {r['config']} | {r['M']}x{r['K']}x{r['N']} | {r['backend']} | "
+    return (f"| {r['config']} | {r.get('label') or ''} | {r['M']}x{r['K']}x{r['N']} | "
+            f"{r['backend']} | "
             f"{r['mac_per_s'] / 1e6:,.1f} | {r['torch_mm_mac_per_s'] / 1e9:,.1f} | "
             f"1/{1 / r['ratio_to_torch_mm']:,.0f} | {r['mac_per_cpu_s'] / 1e6:,.1f} | "
             f"{r['torch_mm_mac_per_cpu_s'] / 1e9:,.1f} | 1/{1 / r['ratio_cpu']:,.0f} | "
@@ -157,12 +212,40 @@ def markdown(rows, device):
         f"torch {torch.__version__}, numpy {np.__version__}, "
         f"numba {_numba_version()}, python {platform.python_version()}.",
         "",
-        "| config | M x K x N | backend | emulated M MAC/s | torch.mm f32 G MAC/s | ratio | "
+        "| config | GEMM | M x K x N | backend | emulated M MAC/s | torch.mm f32 G MAC/s | ratio | "
         "emulated M MAC/cpu-s | torch.mm G MAC/cpu-s | ratio (CPU time) | peak MiB | "
         "peak / (A+B+C) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     return "\n".join(head + [_fmt_row(r) for r in rows]) + "\n"
+
+
+def projection(rows, device):
+    """Markdown: the epoch time of each network that the measured conv-GEMM rates imply."""
+    lines = [f"Epoch time implied by the measured GEMM rates ({device}: {_device_name(device)}). "
+             "Convolutions only (the fc layers and 1x1 shortcuts add < 2 %); every GEMM of a "
+             "step (forward, input gradient, weight gradient) at the rate measured for its shape.",
+             "", "| network | data (images, batch) | config | emulated MACs per epoch | "
+             "seconds per epoch | hours per epoch | mean G MAC/s |", "|---|---|---|---:|---:|---:|---:|"]
+    fast = {(r["config"], r["label"]): r for r in rows if r["backend"] == "fast"}
+    for net, (_, batch, images) in NETS.items():
+        for cfg in dict.fromkeys(r["config"] for r in rows):
+            macs = secs = 0.0
+            ok = True
+            for label, (M, K, N), count in conv_gemms(net):
+                r = fast.get((cfg, label))
+                if r is None:
+                    ok = False
+                    break
+                macs += count * M * K * N
+                secs += count * r["seconds"]
+            if not ok:
+                continue
+            steps = images / batch
+            lines.append(f"| {net} | {images:,}, {batch} | {cfg} | {macs * steps:.3g} | "
+                         f"{secs * steps:,.0f} | {secs * steps / 3600:,.2f} | "
+                         f"{macs / secs / 1e9:,.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 def _device_name(device):
@@ -201,7 +284,11 @@ def main(argv=None):
     p.add_argument("--shapes", default=None,
                    help="comma-separated MxKxN shapes, e.g. 256x256x256 (default: the built-in list)")
     p.add_argument("--no-reference", action="store_true",
-                   help="skip timing the reference loop on 64x256x64")
+                   help="skip timing the reference loop on 64x256x64 (256^3 with --suite gpu)")
+    p.add_argument("--suite", choices=("default", "gpu"), default="default",
+                   help="gpu: 256^3, 1024^3, 4096^3 and the ResNet-20 / ResNet-18 conv GEMMs "
+                        "(forward, input and weight gradients), configs "
+                        + ", ".join(GPU_CONFIGS) + "; writes projection.md too")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("benchmark: --device cuda needs a CUDA GPU (torch.cuda.is_available() is False)",
@@ -221,10 +308,17 @@ def main(argv=None):
                   "e.g. 256x256x256", file=sys.stderr)
             return 2
     repeat = 1 if args.quick else args.repeat
-    rows = run(args.device, shapes, args.configs, repeat,
-               None if args.no_reference else (64, 256, 64))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.suite == "gpu":
+        configs = args.configs if args.configs != CONFIGS else GPU_CONFIGS
+        rows = run(args.device, gpu_suite(), configs, repeat,
+                   None if args.no_reference else (256, 256, 256))
+        (out / "projection.md").write_text(projection(rows, args.device))
+        print((out / "projection.md").read_text())
+    else:
+        rows = run(args.device, shapes, args.configs, repeat,
+                   None if args.no_reference else (64, 256, 64))
     with open(out / "emulation.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()

@@ -29,19 +29,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from ref import MacConfig, chain, decode, encode  # noqa: E402
-
-# The readable reference loop; ref.matmul may also dispatch to a compiled path.
-_REFERENCE = getattr(chain, "matmul_reference", chain.matmul)
+from ref import MacConfig, decode, encode, matmul, matmul_reference  # noqa: E402
 
 
 def _impls():
-    """(label, function) of the matmul paths to time: the reference loop, and
-    ``ref.matmul``'s default dispatch when it differs (e.g. a compiled ``ref.fast``)."""
-    impls = [("reference", _REFERENCE)]
-    if _REFERENCE is not chain.matmul:
-        impls.append(("ref.matmul", chain.matmul))
-    return impls
+    """(label, function) of the matmul paths to time: the reference loop and ``ref.matmul``'s
+    default dispatch (the compiled path where there is one)."""
+    return [("reference", matmul_reference), ("ref.matmul", matmul)]
 
 FULL_SHAPES = "128x512x128,256x256x256"
 QUICK_SHAPES = "32x64x32"

@@ -221,7 +221,10 @@ def _board(args) -> int:
     kmax = parse_int(args.kmax, "--kmax", 1)
     for flag, value, actions in (("--build-dir", args.build_dir, ("build",)),
                                  ("--port", args.port, ("run",)),
-                                 ("--shape", args.shape, ("sim", "run"))):
+                                 ("--shape", args.shape, ("sim", "run")),
+                                 ("--trials", args.trials, ("faults",)),
+                                 ("--target", args.target, ("faults",)),
+                                 ("--faults", args.faults, ("faults",))):
         if value is not None and args.action not in actions:
             raise ValueError(f"{flag} is for `srmac board {' or '.join(actions)}`, "
                              f"not `board {args.action}`")
@@ -233,6 +236,12 @@ def _board(args) -> int:
         board.build(cfg, R, C, seed=seed, kmax=kmax or 256, build_dir=build_dir)
         print(f"built {os.path.join(build_dir, board.bitstream)}")
         return 0
+    if args.action == "faults":  # the link fault campaign (boards.faults)
+        from . import faults
+
+        return faults.report(cfg, R, C, kmax or 4, parse_int(args.trials or "560", "--trials", 1),
+                             target=args.target or "model",
+                             classes=faults.parse_classes(args.faults), seed=seed)
     shape = _parse_product(args.shape or "3x6x2")
     if args.action == "sim":
         from .core import BoardTop
@@ -299,10 +308,13 @@ examples:
   srmac board sim --shape 3x6x2
   srmac board sim --array 1x2 --mac e4m3:fp16:sr_lazy:8 --kmax 4 --shape 2x9x2
   srmac board run --port /dev/ttyUSB1 --array 2x2     # the same as `srmac run`
+  srmac board faults --trials 10080                    # link fault campaign (--target rtl)
 
 sim drives the board top in Amaranth's simulator through the host driver over a
-simulated UART; `board run` and `board build` are the older spellings of
-`srmac run` and `srmac build`.
+simulated UART; faults injects one link fault per trial (both directions) and
+counts recovered / raised / silent wrong / hang / traceback per fault class
+(--seed: the campaign's seed); `board run` and `board build` are the older
+spellings of `srmac run` and `srmac build`.
 """
 
 
@@ -362,7 +374,7 @@ def register(sub):
                 "The array board prototype: `board sim` runs a random product through the "
                 "board top in simulation, bit by bit over a simulated UART, and checks it "
                 "against ref.array.", _BOARD_EPILOG)
-    p.add_argument("action", choices=("sim", "run", "build"))
+    p.add_argument("action", choices=("sim", "run", "build", "faults"))
     add_mac_arguments(p)
     p.add_argument("--array", default="2x2", help="array shape ROWSxCOLS (default 2x2)")
     p.add_argument("--seed", default="0", metavar="S", help="PE generator seed (default 0)")
@@ -372,4 +384,10 @@ def register(sub):
     p.add_argument("--port", default=None, help="serial port for `run` (e.g. /dev/ttyUSB1)")
     p.add_argument("--build-dir", default=None,
                    help="build folder for `build` (default build/icebreaker)")
+    p.add_argument("--trials", default=None, metavar="N",
+                   help="`faults`: trials, one link fault each (default 560)")
+    p.add_argument("--target", default=None, choices=("model", "rtl"),
+                   help="`faults`: the board's Python twin (default) or its RTL in simulation")
+    p.add_argument("--faults", default=None, metavar="LIST",
+                   help="`faults`: comma-separated fault classes (default: all)")
     p.set_defaults(func=_board)

@@ -16,7 +16,8 @@ beat entered, bubbles or not. The valid and first flags ride with A. So the
 array never stalls internally, and stalls only change *when* a MAC happens,
 never which MACs or their random words.
 
-A tile runs in four phases (one FSM, no overlap, simplest correct design):
+A tile runs in four phases (named states of one ``m.FSM()``, no overlap, the simplest
+correct design):
 
 1. LOAD: R beats of ``c_in`` (row i of C0 each) into per-PE preload registers;
 2. COMPUTE: K beats of ``a``/``b``; the ``a`` beat with ``last`` set ends it;
@@ -133,26 +134,24 @@ class SystolicArray(wiring.Component):
         wi, wa = cfg.in_fmt.width, cfg.acc_fmt.width
         nb = cfg.rand_bits
 
-        # ---- control FSM state (explicit, so the phases are plain signals) ----
-        LOAD, COMPUTE, DRAIN, OUTPUT = range(4)
-        phase = Signal(2, init=LOAD)
+        # ---- control: one FSM (LOAD, COMPUTE, DRAIN, OUTPUT), the phases as signals ----
         row = Signal(range(R + 1))  # row counter of LOAD and OUTPUT
         drain = drain_cycles(R, C, self.pipeline)
         cnt = Signal(range(drain + 1))
-        in_compute = phase == COMPUTE
         inject = Signal()  # a beat enters this cycle (both streams transfer)
         first = Signal(init=1)  # the next beat is k = 0 of its tile
+        in_load, in_compute, in_output = Signal(), Signal(), Signal()
 
         m.d.comb += [
             self.a.ready.eq(in_compute & self.b.valid),
             self.b.ready.eq(in_compute & self.a.valid),
             inject.eq(in_compute & self.a.valid & self.b.valid),
-            self.c_in.ready.eq(phase == LOAD),
+            self.c_in.ready.eq(in_load),
         ]
 
         # ---- preload registers: c0[i][j], written row by row in LOAD ----
         c0 = [[Signal(wa, name=f"c0_{i}_{j}") for j in range(C)] for i in range(R)]
-        with m.If((phase == LOAD) & self.c_in.valid):
+        with m.If(in_load & self.c_in.valid):
             for i in range(R):
                 with m.If(row == i):
                     m.d.sync += [c0[i][j].eq(self.c_in.payload.data[j]) for j in range(C)]
@@ -205,37 +204,45 @@ class SystolicArray(wiring.Component):
 
         # ---- output: row `row` of the accumulators ----
         m.d.comb += [
-            self.c_out.valid.eq(phase == OUTPUT),
+            self.c_out.valid.eq(in_output),
             # `& valid`: with R = 1 `row` never changes, and Icarus never runs an always @*
             # block whose inputs never change, which left `last` at X (seen in the cocotb bench).
-            self.c_out.payload.last.eq((row == R - 1) & (phase == OUTPUT)),
+            self.c_out.payload.last.eq((row == R - 1) & in_output),
         ]
         for i in range(R):
             with m.If(row == i):
                 m.d.comb += [self.c_out.payload.data[j].eq(accs[i][j]) for j in range(C)]
 
         # ---- phase transitions ----
-        with m.Switch(phase):
-            with m.Case(LOAD):
+        with m.FSM(init="LOAD") as fsm:
+            with m.State("LOAD"):
                 with m.If(self.c_in.valid):
                     with m.If(row == R - 1):
-                        m.d.sync += [row.eq(0), phase.eq(COMPUTE), first.eq(1)]
+                        m.d.sync += [row.eq(0), first.eq(1)]
+                        m.next = "COMPUTE"
                     with m.Else():
                         m.d.sync += row.eq(row + 1)
-            with m.Case(COMPUTE):
+            with m.State("COMPUTE"):
                 with m.If(inject):
                     m.d.sync += first.eq(0)
                     with m.If(self.a.payload.last):
-                        m.d.sync += [phase.eq(DRAIN), cnt.eq(drain - 1)]
-            with m.Case(DRAIN):
+                        m.d.sync += cnt.eq(drain - 1)
+                        m.next = "DRAIN"
+            with m.State("DRAIN"):
                 with m.If(cnt == 0):
-                    m.d.sync += phase.eq(OUTPUT)
+                    m.next = "OUTPUT"
                 with m.Else():
                     m.d.sync += cnt.eq(cnt - 1)
-            with m.Case(OUTPUT):
+            with m.State("OUTPUT"):
                 with m.If(self.c_out.ready):
                     with m.If(row == R - 1):
-                        m.d.sync += [row.eq(0), phase.eq(LOAD)]
+                        m.d.sync += row.eq(0)
+                        m.next = "LOAD"
                     with m.Else():
                         m.d.sync += row.eq(row + 1)
+        # The phases as plain comparisons of the state (continuous assignments: Icarus never
+        # runs an always @* block whose inputs have not changed yet, so a phase flag driven
+        # from inside a state would stay X until the first transition).
+        m.d.comb += [in_load.eq(fsm.ongoing("LOAD")), in_compute.eq(fsm.ongoing("COMPUTE")),
+                     in_output.eq(fsm.ongoing("OUTPUT"))]
         return m

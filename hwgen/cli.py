@@ -79,6 +79,12 @@ def register(sub):
         help="register stages before the accumulation loop (default 0)"
     )
     p.add_argument(
+        "--datapath",
+        choices=("dual", "single"),
+        default=None,
+        help="accumulation loop: dual (close/far paths; the default where it applies) or single",
+    )
+    p.add_argument(
         "--name", default=None, help="module name (default derived from the configuration)"
     )
     p.add_argument(
@@ -111,12 +117,12 @@ def register(sub):
     q.set_defaults(func=_regress)
 
 
-def build_unit(cfg, rand="port", seed=0, pipeline=0):
-    """Build the :class:`hwgen.mac.MacUnit` of ``cfg`` (ValueError on a bad seed)."""
+def build_unit(cfg, rand="port", seed=0, pipeline=0, datapath=None):
+    """Build the :class:`hwgen.mac.MacUnit` of ``cfg`` (ValueError on a bad seed or datapath)."""
     from .mac import MacUnit
 
     return MacUnit(cfg, rand=rand, seed=parse_int(seed, "--seed", 0, 2**32 - 1),
-                   pipeline=pipeline)
+                   pipeline=pipeline, datapath=datapath)
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -135,6 +141,8 @@ def _verilog_options(args):
                          "only SR uses random bits")
     if args.array is not None and args.rand == "port":
         raise ValueError("--array uses one built-in generator per PE; drop --rand port")
+    if args.array is not None and args.datapath is not None:
+        raise ValueError("--datapath applies to one MAC; an --array builds the default one")
     if seed is not None:
         if not cfg.is_sr:
             raise ValueError(f"--seed {seed} does nothing with rounding {cfg.rounding}: "
@@ -165,10 +173,10 @@ def _verilog(args) -> int:
 
     from .export import default_module_name, sidecar, to_verilog
 
-    unit = build_unit(cfg, args.rand or "port", seed, pipeline)
+    unit = build_unit(cfg, args.rand or "port", seed, pipeline, args.datapath)
     name = args.name or default_module_name(unit)
     return _write(paths, name, to_verilog(unit, name), sidecar(unit, name),
-                  f"latency {unit.latency}")
+                  f"{unit.datapath} datapath, latency {unit.latency}")
 
 
 def _write(paths, name, text, meta, what) -> int:

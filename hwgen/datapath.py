@@ -25,6 +25,7 @@ from ref.config import MacConfig
 
 from .pack import Packer
 from .params import MacParams, bits_for
+from .product import product_layout
 from .rounding import EagerFarRounder, LazyRounder
 from .shift import AlignShifter, Normaliser
 from .unpack import Unpacker
@@ -42,10 +43,10 @@ def _clamp(m, value, limit: int, width: int, name: str):
 class AccumulateStep(wiring.Component):
     """One fused accumulation ``round(z + p)`` for ``cfg``.
 
-    Ports (In): ``z`` (acc code); the product ``p_sign``, ``p_sig``
-    (2 * in precision bits), ``p_exp`` (signed, value = p_sig * 2**p_exp),
-    ``p_nan``, ``p_inf``; ``rand`` (cfg.rand_bits, SR only: R low, B above).
-    Out: ``out`` (acc code).
+    Members: ``z`` In(acc width), the accumulator code; ``product``
+    In(product_layout(cfg, "single")), the normalised exact product; ``rand``
+    In(cfg.rand_bits), SR only (R low, B above); ``out`` Out(acc width), the code
+    of round(z + product).
     """
 
     def __init__(self, cfg: MacConfig):
@@ -54,11 +55,7 @@ class AccumulateStep(wiring.Component):
         p.check()
         sig = {
             "z": In(cfg.acc_fmt.width),
-            "p_sign": In(1),
-            "p_sig": In(p.prod_width),
-            "p_exp": In(signed(p.exp_width)),
-            "p_nan": In(1),
-            "p_inf": In(1),
+            "product": In(product_layout(cfg, "single")),
             "out": Out(cfg.acc_fmt.width),
         }
         if cfg.rand_bits:
@@ -79,14 +76,14 @@ class AccumulateStep(wiring.Component):
         # ---- unpack z, normalise both addends, exponents of their leading ones
         m.submodules.unpack_z = uz = Unpacker(acc, EW)
         m.d.comb += uz.code.eq(self.z)
+        prod = self.product
         m.submodules.norm_z = nz = Normaliser(pa)
-        m.submodules.norm_p = np_ = Normaliser(pp)
-        m.d.comb += [nz.value.eq(uz.sig), np_.value.eq(self.p_sig)]
+        m.d.comb += nz.value.eq(uz.sig)
         ez, ep = S(EW, "ez", True), S(EW, "ep", True)
-        m.d.comb += [ez.eq(uz.exp + (pa - 1) - nz.lzc), ep.eq(self.p_exp + (pp - 1) - np_.lzc)]
-        zero_z, zero_p = uz.sig == 0, self.p_sig == 0
+        m.d.comb += [ez.eq(uz.exp + (pa - 1) - nz.lzc), ep.eq(prod.exp)]
+        zero_z, zero_p = uz.sig == 0, prod.zero
         zf = Cat(Const(0, T + 1 - pa), nz.out)  # leading one at bit T
-        pf = Cat(Const(0, T + 1 - pp), np_.out)
+        pf = Cat(Const(0, T + 1 - pp), prod.sig)  # normalised before the pipeline register
 
         # ---- swap: "big" has the larger exponent (a zero addend has exponent -inf)
         z_big = S(1, "z_big")
@@ -106,8 +103,8 @@ class AccumulateStep(wiring.Component):
             e_small.eq(Mux(z_big, ep, ez)),
             zero_big.eq(Mux(z_big, zero_z, zero_p)),
             zero_small.eq(Mux(z_big, zero_p, zero_z)),
-            s_big.eq(Mux(z_big, uz.sign, self.p_sign)),
-            s_small.eq(Mux(z_big, self.p_sign, uz.sign)),
+            s_big.eq(Mux(z_big, uz.sign, prod.sign)),
+            s_small.eq(Mux(z_big, prod.sign, uz.sign)),
         ]
         eff_sub = s_big ^ s_small
         # e_ref = max(e_big, emin) sits at bit T: below emin both addends stay unnormalised.
@@ -164,17 +161,17 @@ class AccumulateStep(wiring.Component):
 
         # ---- pack and specials
         m.submodules.pack = pk = Packer(acc, mode, EW)
-        nan = uz.is_nan | self.p_nan | (uz.is_inf & self.p_inf & (uz.sign != self.p_sign))
+        nan = uz.is_nan | prod.nan | (uz.is_inf & prod.inf & (uz.sign != prod.sign))
         m.d.comb += [
             pk.sign.eq(sign),
             pk.m.eq(m_res),
             pk.eg.eq(eg),
             pk.flush.eq(flush),
             pk.exact_zero.eq(exact_zero),
-            pk.zero_sign.eq(uz.sign & self.p_sign),
+            pk.zero_sign.eq(uz.sign & prod.sign),
             pk.is_nan.eq(nan),
-            pk.is_inf.eq((uz.is_inf | self.p_inf) & ~nan),
-            pk.inf_sign.eq(Mux(uz.is_inf, uz.sign, self.p_sign)),
+            pk.is_inf.eq((uz.is_inf | prod.inf) & ~nan),
+            pk.inf_sign.eq(Mux(uz.is_inf, uz.sign, prod.sign)),
             self.out.eq(pk.code),
         ]
         return m

@@ -115,6 +115,7 @@ def sidecar(unit: MacUnit, name: str) -> dict:
         "rand_source": source,
         "rand_layout": layout,
         "generator_rule": gen,
+        "datapath": unit.datapath,
         "pipeline": unit.pipeline,
         "latency": unit.latency,
         "throughput": "one operation per cycle, chains back to back",

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ref.formats import FloatFormat
 
-__all__ = ["Packer"]
+__all__ = ["Packer", "assemble"]
 
 
 class Packer(wiring.Component):
@@ -48,25 +48,41 @@ class Packer(wiring.Component):
         mag = ((self.eg - f.emin) << f.man_bits)[:mw] + self.m
         mag = mag[:mw]
         overflow = mag > f.max_code
-        if self.mode == "rz" or f.saturate or f.specials == "none":
-            ovf = Cat(Const(f.max_code, f.width - 1), self.sign)
-        elif f.specials == "ieee":
-            ovf = Cat(Const(f.inf_code, f.width - 1), self.sign)
-        else:
-            ovf = Const(f.nan_code, f.width)
-        zero = self.exact_zero | self.flush
-        sign = Mux(self.exact_zero, self.zero_sign, self.sign)
-        finite = Mux(
-            zero,
-            Cat(Const(0, f.width - 1), sign),
-            Mux(overflow, ovf, Cat(mag[: f.width - 1], sign)),
+        m.d.comb += self.code.eq(
+            assemble(f, self.mode, mag[: f.width - 1], overflow, self.sign, self.flush,
+                     self.exact_zero, self.zero_sign, self.is_nan, self.is_inf, self.inf_sign)
         )
-        if f.has_inf:
-            inf = Cat(Const(f.inf_code, f.width - 1), self.inf_sign)
-        elif f.saturate or not f.has_nan:
-            inf = Cat(Const(f.max_code, f.width - 1), self.inf_sign)
-        else:
-            inf = Const(f.nan_code, f.width)
-        nan = Const(f.nan_code if f.has_nan else 0, f.width)
-        m.d.comb += self.code.eq(Mux(self.is_nan, nan, Mux(self.is_inf, inf, finite)))
         return m
+
+
+def assemble(fmt: FloatFormat, mode: str, mag, overflow, sign, flush, exact_zero, zero_sign,
+             is_nan, is_inf, inf_sign):
+    """The code of a rounded result (Amaranth value): specials, zeros, overflow, then ``mag``.
+
+    ``mag``: the magnitude code (width - 1 bits) when it is in range; ``overflow``:
+    it is not (the largest finite value under ``rz``, a saturating format or
+    specials "none"; else inf or NaN); ``flush``: a non-zero value below 2**emin
+    without subnormals (a zero of ``sign``); ``exact_zero`` with ``zero_sign``.
+    """
+    f = fmt
+    if mode == "rz" or f.saturate or f.specials == "none":
+        ovf = Cat(Const(f.max_code, f.width - 1), sign)
+    elif f.specials == "ieee":
+        ovf = Cat(Const(f.inf_code, f.width - 1), sign)
+    else:
+        ovf = Const(f.nan_code, f.width)
+    zero = exact_zero | flush
+    zsign = Mux(exact_zero, zero_sign, sign)
+    finite = Mux(
+        zero,
+        Cat(Const(0, f.width - 1), zsign),
+        Mux(overflow, ovf, Cat(mag, sign)),
+    )
+    if f.has_inf:
+        inf = Cat(Const(f.inf_code, f.width - 1), inf_sign)
+    elif f.saturate or not f.has_nan:
+        inf = Cat(Const(f.max_code, f.width - 1), inf_sign)
+    else:
+        inf = Const(f.nan_code, f.width)
+    nan = Const(f.nan_code if f.has_nan else 0, f.width)
+    return Mux(is_nan, nan, Mux(is_inf, inf, finite))

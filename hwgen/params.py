@@ -104,3 +104,111 @@ class MacParams:
                 f"{self.cfg.spec()} needs a {self.window}-bit adder window; the generator "
                 f"supports at most {MAX_WINDOW}: use narrower formats or fewer random bits"
             )
+
+
+#: The accumulation datapaths: ``dual`` (close/far paths, the default where it
+#: applies) and ``single`` (one general path, every configuration).
+DATAPATHS = ("dual", "single")
+DEFAULT_DATAPATH = "dual"
+
+
+@dataclass(frozen=True)
+class DualParams:
+    """Widths of the dual-path (close/far) accumulation step for ``cfg``.
+
+    Both addends travel in the accumulator's *grid form*: an unsigned biased
+    exponent field ``E >= 1`` (``max(E, 1)`` of a code; subnormals and zero sit
+    at ``E = 1`` with a zero hidden bit) and a ``p``-bit significand whose last
+    bit weighs ``2**(E - bias - man_bits)``. The product is brought into this form
+    before the pipeline register, which needs every product to be exactly
+    representable on the accumulator's grid apart from its exponent range
+    (:meth:`limit`): then the loop is an adder of two equal-precision operands.
+
+    The far path works in a window anchored at bit ``anchor`` (the hidden bit of
+    a result whose exponent is the anchor): ``extra`` bits below the last kept
+    bit (r for SR, 1 for rn, 0 for rz) and one jam bit at bit 0 beneath them.
+    """
+
+    cfg: MacConfig
+
+    @property
+    def acc(self):
+        return self.cfg.acc_fmt
+
+    @property
+    def man(self) -> int:
+        return self.acc.man_bits
+
+    @property
+    def precision(self) -> int:
+        """Significand bits of both addends (the accumulator's precision)."""
+        return self.acc.precision
+
+    @property
+    def r(self) -> int:
+        return self.cfg.rbits or 0
+
+    @property
+    def extra(self) -> int:
+        return self.cfg.extra_bits
+
+    @property
+    def anchor(self) -> int:
+        """Far window: bit index of the anchor's hidden bit (jam bit 0, extra bits above it)."""
+        return self.man + self.extra + 1
+
+    @property
+    def far_width(self) -> int:
+        """Far window width: bits 0 .. anchor + 1 (one carry above the anchor)."""
+        return self.anchor + 2
+
+    @property
+    def prod_exp_max(self) -> int:
+        """Largest biased grid exponent of a product (may exceed the accumulator's field)."""
+        i = self.cfg.in_fmt
+        return 2 * i.emax + 1 + self.acc.bias
+
+    @property
+    def exp_width(self) -> int:
+        """Unsigned width of every biased exponent field in the loop (room for +4)."""
+        top = max((1 << self.acc.exp_bits) - 1, self.prod_exp_max) + 5
+        return bits_for(top)
+
+    def limit(self) -> str | None:
+        """Why the dual path cannot build ``cfg`` (None when it can)."""
+        i, a = self.cfg.in_fmt, self.acc
+        pp = 2 * i.precision
+        if pp > a.precision:
+            return (
+                f"the dual datapath needs the exact product ({pp} significand bits) no wider "
+                f"than the accumulator's precision ({a.precision} bits) of {self.cfg.spec()}"
+            )
+        lo, grid = 2 * (i.emin - i.man_bits), a.emin - a.man_bits
+        if lo < grid:
+            return (
+                f"the dual datapath needs every product on the accumulator's grid, but "
+                f"{self.cfg.spec()} has products down to 2**{lo}, below its last "
+                f"subnormal bit 2**{grid}"
+            )
+        return None
+
+    def check(self) -> None:
+        """Raise ValueError (one line, naming the limit) when the dual path cannot build cfg."""
+        why = self.limit()
+        if why:
+            raise ValueError(f"{why}: use datapath='single' (--datapath single)")
+
+
+def resolve_datapath(cfg: MacConfig, datapath: str | None) -> str:
+    """The datapath a unit for ``cfg`` builds: ``datapath`` checked, or the default.
+
+    ``None`` picks ``dual`` where :meth:`DualParams.limit` allows it and ``single``
+    otherwise; an explicit ``"dual"`` outside its limits raises ValueError.
+    """
+    if datapath is None:
+        return "single" if DualParams(cfg).limit() else DEFAULT_DATAPATH
+    if datapath not in DATAPATHS:
+        raise ValueError(f"datapath must be one of {DATAPATHS}, got {datapath!r}")
+    if datapath == "dual":
+        DualParams(cfg).check()
+    return datapath

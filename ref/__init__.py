@@ -5,9 +5,10 @@ in give NumPy out; torch tensors in give torch out on the same device, with
 the same bits.
 """
 
-from .chain import dot, dot_reference, matmul, matmul_reference
+from .chain import dot_reference, matmul_reference
 from .codec import decode, encode, quantize
 from .config import MAX_RBITS, ROUNDINGS, MacConfig, Rounding, parse_mac, required_rbits
+from .dispatch import dot, matmul
 from .formats import BF16, E4M3, E5M2, E6M5, FP16, FP32, NAMED_FORMATS, FloatFormat, parse_format
 from .mac import mac
 from .prng import Xorshift32, seed_state_int

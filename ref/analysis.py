@@ -58,10 +58,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .chain import matmul
 from .cli import add_mac_arguments, check_outputs, mac_from_args
 from .codec import decode, encode
 from .config import MAX_RBITS, MacConfig, required_rbits
+from .dispatch import matmul
 from .formats import parse_format
 from .mac import mac
 from .outputs import check_writable_dir

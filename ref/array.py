@@ -32,9 +32,9 @@ import numpy as np
 
 from . import prng
 from .backend import NumpyOps
-from .chain import matmul
 from .checks import integer_array
 from .config import MacConfig, check_config
+from .dispatch import matmul
 
 __all__ = ["tile_order", "tile_plan", "ArrayModel", "array_matmul", "initial_states"]
 

@@ -5,8 +5,10 @@ Output ``C[i, j]`` is the chain ``z <- round(z + A[i, k] * B[k, j])`` for
 come from the generator of PE ``(i, j)`` (:mod:`ref.prng`), stepped once per
 MAC. :func:`matmul_reference` is the readable specification: the loop runs
 over ``k``; each step is one vectorised MAC over all ``M x N`` outputs.
-:func:`matmul` (the default entry point) dispatches to the compiled path of
-:mod:`ref.fast`, which gives the same codes.
+The public :func:`ref.matmul` / :func:`ref.dot` (:mod:`ref.dispatch`) run the
+compiled paths (:mod:`ref.fast` on the CPU, :mod:`ref.fast.device` on a GPU),
+which give the same codes; :func:`prepare` checks the arguments for all of
+them.
 """
 
 from __future__ import annotations
@@ -18,10 +20,7 @@ from .codec import _out_of_range
 from .config import MacConfig, check_config
 from .mac import mac_step, product, split_rand, unpack_inputs
 
-__all__ = ["matmul", "dot", "matmul_reference", "dot_reference", "BACKENDS"]
-
-#: ``backend=`` values of :func:`matmul` / :func:`dot`.
-BACKENDS = ("auto", "fast", "reference")
+__all__ = ["matmul_reference", "dot_reference", "prepare", "dot_operands"]
 
 
 def _check_2d(name, shape):
@@ -47,28 +46,6 @@ def matmul_bytes(cfg: MacConfig, M: int, K: int, N: int, with_rand: bool = False
     per_operand = _OPERAND_BYTES[cfg.in_fmt.width <= 16]
     return (per_operand * (M * K + K * n_pad) + _OUTPUT_BYTES * M * N
             + (_RAND_BYTES * M * N * K if with_rand else 0))
-
-
-def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None,
-           return_state: bool = False, backend: str = "auto"):
-    """Emulated ``C + A @ B`` on codes: :func:`matmul_reference`'s results, fast.
-
-    Same arguments and the same codes as :func:`matmul_reference` (the
-    specification). ``backend``: ``"auto"`` (default) runs :mod:`ref.fast`
-    when it can (numba installed) and the reference loop otherwise; ``"fast"``
-    insists on :mod:`ref.fast`; ``"reference"`` runs the readable loop.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    cfg = check_config(cfg, "ref.matmul")
-    if backend != "reference":
-        from . import fast
-
-        if backend == "fast" or fast.available(A, B, C, rand, state):
-            return fast.matmul(A, B, cfg, C, seed=seed, rand=rand, state=state,
-                               return_state=return_state)
-    return matmul_reference(A, B, cfg, C, seed=seed, rand=rand, state=state,
-                            return_state=return_state)
 
 
 def prepare(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None):
@@ -164,13 +141,12 @@ def matmul_reference(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, 
     return z
 
 
-def dot(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None, backend: str = "auto"):
-    """The chain ``z <- round(z + a[k] * b[k])`` over 1-D code arrays (PE (0, 0)).
+def dot_operands(a, b, z=None, rand=None):
+    """The arguments of a dot product as those of a ``1 x 1`` matmul: ``(A, B, C, rand)``.
 
-    ``rand``, if given, is a length-n array of random words. Returns a 0-d code.
-    ``backend`` as in :func:`matmul`.
+    ``a``, ``b``: 1-D code arrays of equal length; ``z``: the initial
+    accumulator code or None; ``rand``: length-n random words or None.
     """
-    cfg = check_config(cfg, "ref.dot")
     ops = ops_for(a, b, z, rand)
     a, b = integer_array(ops, a, "a"), integer_array(ops, b, "b")
     if len(tuple(a.shape)) != 1 or tuple(a.shape) != tuple(b.shape):
@@ -188,11 +164,13 @@ def dot(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None, backend: str 
         if tuple(rand.shape) != (n,):
             raise ValueError(f"rand must have shape ({n},) (one word per MAC), got {tuple(rand.shape)}")
         R = ops.reshape(rand, (1, 1, n))
-    out = matmul(ops.reshape(a, (1, n)), ops.reshape(b, (n, 1)), cfg, C, seed=seed, rand=R,
-                 backend=backend)
-    return out[0, 0]
+    return ops.reshape(a, (1, n)), ops.reshape(b, (n, 1)), C, R
 
 
 def dot_reference(a, b, cfg: MacConfig, z=None, *, seed: int = 0, rand=None):
-    """:func:`dot` through the reference loop (the specification)."""
-    return dot(a, b, cfg, z, seed=seed, rand=rand, backend="reference")
+    """The chain ``z <- round(z + a[k] * b[k])`` over 1-D code arrays (PE (0, 0)), by the
+    reference loop. ``rand``, if given, is a length-n array of random words. Returns a 0-d
+    code. :func:`ref.dot` gives the same code, faster."""
+    cfg = check_config(cfg, "ref.dot")
+    A, B, C, R = dot_operands(a, b, z, rand)
+    return matmul_reference(A, B, cfg, C, seed=seed, rand=R)[0, 0]

@@ -41,6 +41,7 @@ COMMAND_MODULES = [
     "ref.cli_commands",
     "hwgen.cli",
     "hwgen.synth_cli",
+    "hwgen.formal_cli",
     "sim.cli",
     "sim.adaqat_cli",
     "boards.cli",

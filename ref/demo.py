@@ -38,10 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .chain import matmul, matmul_reference
+from .chain import matmul_reference
 from .cli import check_outputs, table
 from .codec import decode, encode
 from .config import MacConfig, required_rbits
+from .dispatch import matmul
 from .formats import E5M2, E6M5
 from .outputs import write_csv
 from .plotting import save_figure, subplots

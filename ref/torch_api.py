@@ -15,9 +15,9 @@ from torch import Tensor
 
 from . import prng
 from .backend import ops_for
-from .chain import matmul
 from .codec import decode, encode
 from .config import MacConfig, parse_mac
+from .dispatch import matmul
 
 __all__ = ["sr_matmul"]
 

@@ -35,6 +35,7 @@ import ref
 
 from .convert import quantize_model, reset_macs, total_macs
 from .data import load_tensors
+from .devices import resolve_device
 from .models import build_model
 from .optim import LowPrecisionSGD
 from .quant import make_layer_config, parse_quantizer
@@ -221,8 +222,7 @@ def _run_split(model, x, y, idx, batch, opt, train: bool, bar, device, sched=Non
 def run(opts: TrainOptions) -> dict:
     """Train as ``opts`` says; returns the summary (also written by rank 0)."""
     opts.validate()
-    use_cuda = opts.device == "cuda" or (opts.device == "auto" and torch.cuda.is_available())
-    kind = "cuda" if use_cuda else "cpu"
+    kind = resolve_device(opts.device, emulated=not opts.is_float)
     return run_with_dist(kind, lambda dist: _run(opts, dist, kind))
 
 

@@ -49,8 +49,9 @@ def random_codes(rng, fmt, shape, special_rate=0.03):
 
 
 def check(A, B, cfg, **kw):
-    """fast == reference (codes, and generator states when returned)."""
-    got = fast.matmul(A, B, cfg, **kw)
+    """fast == reference (codes, and generator states when returned). The compiled path for
+    where the arrays live: ``ref.fast`` on the CPU, ``ref.fast.device`` on a GPU."""
+    got = ref.matmul(A, B, cfg, backend="fast", **kw)
     want = matmul_reference(A, B, cfg, **kw)
     if kw.get("return_state"):
         got, gs = got
@@ -259,7 +260,7 @@ def test_cuda_random_configs(case):
     M, K, N = (int(x) for x in rng.integers(1, 40, size=3))
     A = torch.from_numpy(random_codes(rng, cfg.in_fmt, (M, K))).cuda()
     B = torch.from_numpy(random_codes(rng, cfg.in_fmt, (K, N))).cuda()
-    got = fast.matmul(A, B, cfg, seed=case)
+    got = ref.matmul(A, B, cfg, seed=case, backend="fast")
     want = matmul_reference(A.cpu(), B.cpu(), cfg, seed=case)
     assert got.device.type == "cuda"
     assert torch.equal(got.cpu(), want)
@@ -310,9 +311,9 @@ def test_narrow_path_is_taken_and_exact(spec):
     """Finite operands over the whole code range (subnormals, cancellation, flushes, signed
     zeros): the int32 kernel finishes most tiles and gives the reference codes and states."""
     cfg = ref.parse_mac(spec) if isinstance(spec, str) else spec
-    from ref.fast.narrow import fits
+    from ref.fast.plan import fits_narrow
 
-    assert fits(cfg) and fast.uses_narrow(cfg)
+    assert fits_narrow(cfg) and fast.uses_narrow(cfg)
     rng = np.random.default_rng(len(cfg.spec()))
     M, K, N = 12, 40, 300  # two column tiles, the second one partial
     A = finite_codes(rng, cfg.in_fmt, (M, K), 0.8)
@@ -333,14 +334,15 @@ def test_narrow_tiny_values_flush_and_signed_zeros(acc, rounding):
     them), and many +-0 operands and accumulators (the sign of exact zero sums)."""
     cfg = MacConfig("e5m2", acc, rounding, 2 if rounding.startswith("sr") else None)
     rng = np.random.default_rng(22)
-    M, K, N = 16, 6, 40
+    M, K, N = 16, 6, 40  # M < N: not transposed
     pool = np.array([0x00, 0x80, 0x00, 0x80, 0x01, 0x81, 0x04, 0x86, 0x0B, 0x8C, 0x0F, 0x90],
                     np.int64)
     A = pool[rng.integers(0, pool.size, size=(M, K))]  # +-0, subnormals, values up to 2**-11
     B = pool[rng.integers(0, pool.size, size=(K, N))]
     C = np.where(rng.random((M, N)) < 0.5, 0x800, 0x000).astype(np.int64)  # -0 or +0
     got = check(A, B, cfg, C=C, seed=23)
-    assert fast.LAST_RUN == {"narrow_tiles": M, "wide_tiles": 0}
+    # 40 columns, 16 rows: no transposition, one tile per row
+    assert fast.LAST_RUN == {"narrow_tiles": M, "wide_tiles": 0, "transposed": False}
     assert (got == 0x800).any() and (got == 0).any()  # both zero signs occur
 
 
@@ -353,7 +355,7 @@ def test_wide_configs_skip_the_narrow_kernel(spec):
     A = finite_codes(rng, cfg.in_fmt, (5, 30), 0.8)
     B = finite_codes(rng, cfg.in_fmt, (30, 7), 0.8)
     check(A, B, cfg, seed=4, return_state=True)
-    assert fast.LAST_RUN == {"narrow_tiles": 0, "wide_tiles": 5}
+    assert fast.LAST_RUN == {"narrow_tiles": 0, "wide_tiles": 5, "transposed": False}
 
 
 @pytest.mark.parametrize("rounding", ROUNDINGS)
@@ -374,7 +376,43 @@ def test_narrow_tiles_fall_back(rounding):
     B[:, :256] = 0x7B
     check(A, B, cfg, C=C, seed=8, return_state=cfg.is_sr)
     # row 1, column tile 1, tiles (3, 0), (4, 2), (6, 0): 3 + 7 + 1 + 1 + 1 = 13 wide tiles
-    assert fast.LAST_RUN == {"narrow_tiles": 11, "wide_tiles": 13}
+    assert fast.LAST_RUN == {"narrow_tiles": 11, "wide_tiles": 13, "transposed": False}
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+def test_top_binade_runs_wide(rounding):
+    """A chain whose result reaches the accumulator's top binade may overflow there: its tile
+    runs in the int64 kernel (which owns the overflow rules), overflowing or not."""
+    cfg = MacConfig("e5m2", "e6m5", rounding, 3 if rounding.startswith("sr") else None)
+    rng = np.random.default_rng(24)
+    A = finite_codes(rng, "e5m2", (4, 5), 0.5)
+    B = finite_codes(rng, "e5m2", (5, 300), 0.5)
+    C = finite_codes(rng, "e6m5", (4, 300), 0.5)
+    C[1, 3] = 0x7C0  # 2**31: the top binade of E6M5, finite
+    C[2, 299] = 0x7DF  # the largest finite value: the chain may overflow
+    check(A, B, cfg, C=C, seed=6)
+    assert fast.LAST_RUN == {"narrow_tiles": 6, "wide_tiles": 2, "transposed": False}
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+def test_few_columns_run_transposed(rounding):
+    """Many rows, few columns (a convolution's GEMM): the kernels run C^T = B^T A^T, with each
+    PE's generator state, explicit words and initial accumulator moved along: same codes."""
+    cfg = MacConfig("e5m2", "e6m5", rounding, 3 if rounding.startswith("sr") else None)
+    rng = np.random.default_rng(23)
+    M, K, N = 300, 9, 8
+    A = random_codes(rng, cfg.in_fmt, (M, K), special_rate=0.01)
+    B = random_codes(rng, cfg.in_fmt, (K, N), special_rate=0.01)
+    C = random_codes(rng, cfg.acc_fmt, (M, N), special_rate=0.01)
+    check(A, B, cfg, C=C, seed=3, return_state=True)
+    assert fast.LAST_RUN["transposed"] and fast.LAST_RUN["narrow_tiles"] > 0
+    if cfg.is_sr:
+        rand = rng.integers(0, 1 << cfg.rand_bits, size=(M, N, K))
+        check(A, B, cfg, C=C, rand=rand)
+        state = rng.integers(1, 2**32, size=(M, N))
+        check(A, B, cfg, C=C, state=state, return_state=True)
+        check(torch.from_numpy(A), torch.from_numpy(B), cfg, C=torch.from_numpy(C),
+              state=torch.from_numpy(state), return_state=True)
 
 
 def test_narrow_equals_wide_kernel(monkeypatch):
@@ -383,7 +421,7 @@ def test_narrow_equals_wide_kernel(monkeypatch):
     for spec in ["e5m2:e6m5:sr_eager:4", "e4m3:fp16:rn"]:
         cfg = ref.parse_mac(spec)
         A = random_codes(rng, cfg.in_fmt, (6, 50), special_rate=0.002)
-        B = finite_codes(rng, cfg.in_fmt, (50, 260))
+        B = finite_codes(rng, cfg.in_fmt, (50, 260), 0.8)  # below the top binade
         C = random_codes(rng, cfg.acc_fmt, (6, 260), special_rate=0.002)
         z1, g1 = fast.matmul(A, B, cfg, C=C, seed=2, return_state=True)
         assert fast.LAST_RUN["narrow_tiles"] > 0

@@ -7,10 +7,12 @@ Each configuration builds in its own folder under pytest's tmp dir.
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
 
+from hwgen.mac import MacUnit
 from hwgen.regress import MATRIX, RegressConfig, run_config, simulator_missing_reason
 from ref.cli import main
 
@@ -40,6 +42,7 @@ def test_cocotb_matrix_long(rc, tmp_path_factory):
     _check(rc, SLOW_OPS, tmp_path_factory)
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_matrix_covers_the_issue():
     specs = [c.cfg for c in MATRIX]
     assert len(MATRIX) >= 16
@@ -49,6 +52,13 @@ def test_matrix_covers_the_issue():
     assert {c.rbits for c in specs if c.rbits} >= {1, 4, 8, 12}
     assert {c.acc_fmt.subnormals for c in specs} == {True, False}
     assert {c.rand for c in MATRIX} == {"port", "prng"}
+    # both datapaths: the default (dual where it applies) and the single-path copy
+    units = {c.name: MacUnit(c.cfg, datapath=c.datapath).datapath for c in MATRIX}
+    assert {"dual", "single"} <= set(units.values())
+    duals = [n for n, d in units.items() if d == "dual"]
+    assert len(duals) >= 12 and all(units[f"{n}_single"] == "single" for n in duals)
+    del units
+    gc.collect()  # the units above, under this test's warning filter
 
 
 def test_bench_reports_a_mismatch(tmp_path):

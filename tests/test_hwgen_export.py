@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -75,6 +76,27 @@ def test_cli_writes_verilog_and_sidecar(tmp_path, capsys):
     assert meta["latency"] == 1 and meta["rbits"] == 4 and meta["rand_bits"] == 6
     assert meta["rand_layout"] == {"R": [3, 0], "B": [5, 4]}
     assert meta["in_fmt"]["name"] == "E5M2" and meta["acc_fmt"]["name"] == "E6M5"
+    assert meta["datapath"] == "dual"
+    assert "dual datapath" in capsys.readouterr().out
+
+
+def test_cli_datapath_single_and_limits(tmp_path, capsys):
+    out = tmp_path / "s.v"
+    base = ["verilog", "--rounding", "sr_lazy", "--rbits", "4", "-o", str(out)]
+    assert main([*base, "--datapath", "single"]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["datapath"] == "single"
+    single = out.read_text()
+    assert main(base) == 0
+    assert out.read_text() != single  # the default (dual) is another circuit
+    capsys.readouterr()
+    # outside the dual path's limits: one line naming the limit, nothing written
+    rc = main(["verilog", "--in", "e4m3", "--acc", "e6m5", "--datapath", "dual",
+               "-o", str(tmp_path / "w.v")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no wider than the accumulator" in err and "--datapath single" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "w.v").exists()
+    assert main(["verilog", "--in", "e4m3", "--acc", "e6m5", "-o", str(tmp_path / "d.v")]) == 0
+    assert json.loads((tmp_path / "d.json").read_text())["datapath"] == "single"
 
 
 def test_chain_length_prng_pipeline(tmp_path):
@@ -152,10 +174,12 @@ def test_bad_combinations_exit_2(argv, needle, capsys, tmp_path):
     assert not (tmp_path / "x.v").exists()
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")  # only its sidecar
 def test_sidecar_rn_has_no_random_bits():
     unit = MacUnit(ref.parse_mac("e4m3:bf16:rn"))
-    unit._MustUse__silence = True  # only its sidecar is wanted
     meta = sidecar(unit, "m")
+    del unit
+    gc.collect()  # dropped here, under the filter, not in a later test
     assert meta["rand_bits"] == 0 and meta["rand_source"] == "none" and meta["rand_layout"] == {}
 
 
@@ -165,6 +189,7 @@ def test_sidecar_rn_has_no_random_bits():
         ("e5m2:e6m5:sr_eager:4", {}),
         ("e4m3:nosub:bf16:nosub:sr_lazy:12", {"rand": "prng", "pipeline": 2}),
         ("e5m2:fp16:rz", {}),
+        ("e5m2:nosub:e6m5:nosub:sr_lazy:4", {"datapath": "single", "pipeline": 1}),
     ],
 )
 def test_verilator_lint(tmp_path, spec, kw):

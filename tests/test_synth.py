@@ -268,7 +268,7 @@ def test_reuse_parses_old_outputs_only_when_inputs_match(tiny_result, monkeypatc
     def no_tools(*args, **kwargs):
         raise AssertionError("a tool ran although its outputs could be reused")
 
-    monkeypatch.setattr(synth, "_run", no_tools)
+    monkeypatch.setattr(synth.run, "_run", no_tools)
     job = synth.prepare(TinyAcc(), "up5k", workdir=wd, seeds=(1,), meta={"name": "tiny"})
     again = synth.run_job(job, reuse=True)
     assert again == res
@@ -296,6 +296,9 @@ def _run_cli(capsys, argv):
         (["synth", "--sweep", "--jobs", "8"], "--jobs value 8 out of range"),
         (["synth", "--sweep", "--formats", "e5m2"], "must be an in:acc pair"),
         (["synth", "--sweep", "--rbits", "0"], "--rbits value 0"),
+        (["synth", "e5m2:e6m5:rn", "--datapath", "triple"], "--datapath must be dual or single"),
+        (["synth", "e5m2:e6m5:rn", "--datapath", "dual,single"], "takes one value without"),
+        (["synth", "e4m3:e6m5:rn", "--datapath", "dual"], "no wider than the accumulator"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(capsys, argv, needle):
@@ -316,54 +319,68 @@ def test_sweep_specs():
     ]
 
 
+def _row(rnd, r, luts, fmax, datapath="dual"):
+    return {
+        "spec": f"e5m2:e6m5:{rnd}" + (f":{r}" if r else ""),
+        "datapath": datapath,
+        "in_fmt": "E5M2",
+        "acc_fmt": "E6M5",
+        "rounding": rnd,
+        "rbits": r,
+        "dut_luts": luts,
+        "dut_carry": 5,
+        "dut_ffs": 13,
+        "logic_cells": luts + 60,
+        "fmax_mhz": fmax,
+        "crit_levels": 40,
+        "crit_ns": 1000 / fmax,
+        "crit_logic_ns": 10.0,
+        "crit_routing_ns": 30.0,
+        "crit_start": "in a[1]",
+        "crit_end": "dut.acc_reg[3]",
+    }
+
+
 def test_sweep_outputs_from_rows(tmp_path):
-    rows = []
-    for rnd, r, luts, fmax in [
-        ("rn", 0, 100, 20.0),
-        ("rz", 0, 90, 21.0),
-        ("sr_lazy", 2, 120, 18.5),
-        ("sr_eager", 2, 130, 19.25),
-    ]:
-        rows.append(
-            {
-                "spec": f"e5m2:e6m5:{rnd}",
-                "in_fmt": "E5M2",
-                "acc_fmt": "E6M5",
-                "rounding": rnd,
-                "rbits": r,
-                "dut_luts": luts,
-                "dut_carry": 5,
-                "dut_ffs": 13,
-                "logic_cells": luts + 60,
-                "fmax_mhz": fmax,
-                "crit_levels": 40,
-                "crit_ns": 1000 / fmax,
-                "crit_logic_ns": 10.0,
-                "crit_routing_ns": 30.0,
-                "crit_start": "in a[1]",
-                "crit_end": "dut.acc_reg[3]",
-            }
-        )
-    rows.append(
-        {
-            "spec": "e5m2:e6m5:sr_eager:4",
-            "in_fmt": "E5M2",
-            "acc_fmt": "E6M5",
-            "rounding": "sr_eager",
-            "rbits": 4,
-            "error": "yosys failed",
-        }
-    )
+    rows = [
+        _row("rn", 0, 100, 20.0),
+        _row("rz", 0, 90, 21.0),
+        _row("sr_lazy", 2, 120, 18.5),
+        _row("sr_eager", 2, 110, 22.0),
+        _row("sr_lazy", 2, 150, 10.0, "single"),
+        _row("sr_eager", 2, 160, 10.5, "single"),
+    ]
+    rows.append({**_row("sr_eager", 4, 0, 1.0), "error": "yosys failed"})
     path = tmp_path / "s.csv"
     synth_cli.write_csv(rows, path)
     back = synth_cli.read_csv(path)
-    assert [r["dut_luts"] for r in back] == [100, 90, 120, 130, None]
-    assert back[3]["fmax_mhz"] == 19.25 and back[4]["error"] == "yosys failed"
+    assert [r["dut_luts"] for r in back] == [100, 90, 120, 110, 150, 160, 0]
+    assert [r["datapath"] for r in back][3:5] == ["dual", "single"]
+    assert back[3]["fmax_mhz"] == 22.0 and back[6]["error"] == "yosys failed"
     md = synth_cli.markdown_table(back).splitlines()
-    assert len(md) == 2 + 5 and "| 19.25 |" in md[5] and "error: yosys failed" in md[6]
+    assert len(md) == 2 + 7 and "| dual | sr_eager | 2 | 110 |" in md[5]
+    assert "| single | sr_lazy |" in md[6] and "error: yosys failed" in md[8]
+    ratios = synth_cli.ratio_table(back)
+    assert "| E5M2 -> E6M5 | dual | 2 | 0.92 | 1.19 |" in ratios  # 110/120, 22/18.5
+    assert "| E5M2 -> E6M5 | single | 2 | 1.07 | 1.05 |" in ratios
+    dual_single = synth_cli.datapath_table(back)
+    assert "| E5M2 -> E6M5 | sr_lazy | 2 | 0.80 | 1.85 |" in dual_single  # 120/150, 18.5/10
     png = tmp_path / "s.png"
     synth_cli.plot_sweep(back, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_dry_run_lists_both_datapaths(capsys, tmp_path):
+    rc, out, err = _run_cli(
+        capsys,
+        ["synth", "--sweep", "--formats", "e4m3:e6m5", "--rbits", "4", "--dry-run",
+         "--out", str(tmp_path)],
+    )
+    assert rc == 0, err
+    assert "8 configurations" in out and "(dual, single)" in out
+    # outside the dual path's limits: reported, and the single path still built
+    assert "e4m3:e6m5:sr_eager:4 [dual]: the dual datapath needs" in out
+    assert "e4m3:e6m5:sr_eager:4 [single]: " + str(tmp_path) in out
 
 
 def test_cli_dry_run_writes_tool_inputs(capsys, tmp_path):
@@ -377,6 +394,7 @@ def test_cli_dry_run_writes_tool_inputs(capsys, tmp_path):
     assert "synth_ice40 -top top" in (tmp_path / "synth.ys").read_text()
     # in_valid + in_first + a + b (8 each) + c (12) + r + 2 random bits -> 34 input bits.
     assert "34 input + 13 output register bits" in out
+    assert "dual datapath" in out
     assert out.count("--seed") == 2 and "--seed 4" in out
 
 

@@ -12,12 +12,16 @@ Two CPU kernels give the same codes:
 * :mod:`ref.fast.narrow` (int32 lanes, accumulators kept decoded, one loop
   per rounding mode) for configurations whose window fits 31 bits
   (:func:`uses_narrow`: e.g. E5M2 / E4M3 into E6M5 / FP16 with r up to
-  21 / 16). It handles finite chains only: a tile that meets a NaN or an
-  infinity, or overflows, is handed to
+  21 / 16). It handles finite chains below the accumulator's top binade: a
+  tile that meets a NaN or an infinity, or reaches the top binade (where it
+  may overflow), is handed to
 * :mod:`ref.fast.kernel` (int64 lanes, every rule), which also runs every
   other configuration.
 
-CUDA tensors run on their device (:mod:`ref.fast.device`). See
+Both kernels compile the MAC bodies of :mod:`ref.fast.macbody`, which the
+device kernels (:mod:`ref.fast.device`, Triton) compile too. numba is imported
+on first use, so ``import ref`` stays light. Which path runs a call (the
+reference, this one, or the device) is decided in :mod:`ref.dispatch`. See
 docs/performance.md for the measurements behind these choices.
 """
 
@@ -28,23 +32,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..backend import NumpyOps, is_torch
-from ..codec import unpack
+from ..backend import is_torch
+from ..chain import matmul_reference, prepare
 from ..config import MacConfig
 from . import layout as L
+from .plan import decode_operand, fits_int32, fits_narrow, params
 
-__all__ = ["matmul", "available", "on_cuda", "params", "decode_operand", "threads", "JB",
+__all__ = ["matmul", "available", "numba_available", "params", "decode_operand", "threads", "JB",
            "THREADS", "NARROW", "uses_narrow", "LAST_RUN"]
 
 #: Columns per tile: the accumulators of a tile stay in L1 while k advances
 #: (256 measured ~8 % faster than 128 in the int32 kernel: fewer calls per MAC).
 JB = 256
 
-_MODES = {"rn": L.RN, "rz": L.RZ, "sr_lazy": L.SR_LAZY, "sr_eager": L.SR_EAGER}
-_SPECIALS = {"ieee": L.SPEC_IEEE, "fn": L.SPEC_FN, "none": L.SPEC_NONE}
 
-
-def _numba_ok() -> bool:
+def numba_available() -> bool:
+    """True when numba can be imported (the CPU kernels need it)."""
     try:
         import numba  # noqa: F401
     except ImportError:
@@ -52,109 +55,44 @@ def _numba_ok() -> bool:
     return True
 
 
-def on_cuda(*arrays) -> bool:
-    """True when any of ``arrays`` is a torch tensor on a CUDA device."""
-    return any(a is not None and is_torch(a) and a.device.type == "cuda" for a in arrays)
-
-
 def available(*arrays) -> bool:
-    """True when :func:`matmul` can run these arrays: CUDA tensors, or numba for the CPU."""
-    if any(a is not None and is_torch(a) and a.device.type not in ("cpu", "cuda") for a in arrays):
+    """True when :func:`matmul` can run these arrays: NumPy or CPU torch, and numba installed."""
+    if any(a is not None and is_torch(a) and a.device.type != "cpu" for a in arrays):
         return False
-    return on_cuda(*arrays) or _numba_ok()
-
-
-def params(cfg: MacConfig) -> np.ndarray:
-    """The kernel's int64 parameter vector for ``cfg`` (indices ``layout.P_*``)."""
-    acc = cfg.acc_fmt
-    mode = _MODES[cfg.rounding]
-    if cfg.rounding == "rz" or acc.saturate or acc.specials == "none":
-        ovf = acc.max_code
-    elif acc.specials == "ieee":
-        ovf = acc.inf_code
-    else:
-        ovf = -1  # the canonical NaN
-    if acc.has_inf:
-        infval = acc.inf_code
-    elif acc.saturate or not acc.has_nan:
-        infval = acc.max_code
-    else:
-        infval = -1
-    P = np.zeros(L.P_NPARAMS, dtype=np.int64)
-    P[L.P_MODE] = mode
-    P[L.P_R] = cfg.rbits or 0
-    P[L.P_W] = acc.width
-    P[L.P_MAN] = acc.man_bits
-    P[L.P_EFMAX] = acc.exp_field_max
-    P[L.P_BIAS] = acc.bias
-    P[L.P_SUB] = int(acc.subnormals)
-    P[L.P_SPEC] = _SPECIALS[acc.specials]
-    P[L.P_EMIN] = acc.emin
-    P[L.P_MAXCODE] = acc.max_code
-    P[L.P_OVF] = ovf
-    P[L.P_INFVAL] = infval
-    P[L.P_NANVAL] = acc.nan_code if acc.has_nan else 0
-    P[L.P_RMASK] = (1 << cfg.rand_bits) - 1
-    return P
-
-
-def fits_int32(fmt) -> bool:
-    """True when every decoded field of ``fmt`` fits int32 (not so for an extreme custom bias)."""
-    lim = 1 << 30
-    return abs(fmt.bias) + (1 << fmt.exp_bits) + fmt.man_bits < lim and fmt.precision <= 30
-
-
-def decode_operand(codes, fmt) -> np.ndarray:
-    """(..., 4) int32 per code: sign, integer significand, exponent, class bits.
-
-    The reference's :func:`ref.codec.unpack` decodes; for formats of up to 16
-    bits it decodes the ``2**width`` codes once into a table and the operand
-    is one gather from it. Class bits: ``1`` NaN, ``2`` inf, ``4`` zero
-    (``layout.C_*``). int32 holds every field when :func:`fits_int32`: input
-    significands have at most 29 bits (``MacConfig`` checks it).
-    """
-    codes = np.asarray(codes, dtype=np.int64)
-    if fmt.width <= 16:
-        return _decode_table(fmt)[codes]
-    return _decode(codes, fmt)
-
-
-def _decode(codes, fmt) -> np.ndarray:
-    sign, sig, exp, is_nan, is_inf = unpack(NumpyOps(), codes, fmt)
-    zero = (sig == 0) & ~(is_nan | is_inf)
-    cls = is_nan * L.C_NAN + is_inf * L.C_INF + zero * L.C_ZERO
-    return np.stack([sign, sig, exp, cls], axis=-1).astype(np.int32)
-
-
-_TABLES: dict = {}
-
-
-def _decode_table(fmt) -> np.ndarray:
-    table = _TABLES.get(fmt)
-    if table is None:
-        table = _TABLES[fmt] = _decode(np.arange(fmt.num_codes, dtype=np.int64), fmt)
-    return table
+    return numba_available()
 
 
 def matmul(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None,
            return_state: bool = False):
-    """:func:`ref.chain.matmul_reference`, compiled: same arguments, same codes."""
-    from ..chain import prepare
+    """:func:`ref.chain.matmul_reference` on the CPU, compiled: same arguments, same codes.
 
-    if on_cuda(A, B, C, rand, state):
-        from .device import matmul_device
-
-        return matmul_device(A, B, cfg, C, seed=seed, rand=rand, state=state,
-                             return_state=return_state)
+    NumPy arrays or CPU torch tensors (results of the same kind); inputs whose
+    decoded fields do not fit int32 (an extreme custom bias) run the reference.
+    """
+    if any(a is not None and is_torch(a) and a.device.type != "cpu" for a in (A, B, C, rand, state)):
+        raise ValueError("ref.fast.matmul runs on the CPU; CUDA tensors go to ref.fast.device "
+                         "(ref.matmul picks the path)")
     if not fits_int32(cfg.in_fmt):
-        from ..chain import matmul_reference
-
         return matmul_reference(A, B, cfg, C, seed=seed, rand=rand, state=state,
                                 return_state=return_state)
     ops, A, B, z, rand, gen = prepare(A, B, cfg, C, seed=seed, rand=rand, state=state)
     to_np = (lambda x: x.cpu().numpy()) if ops.name == "torch" else np.asarray
-    Z, G = _run_cpu(to_np(A), to_np(B), cfg, to_np(z), None if rand is None else to_np(rand),
-                    None if gen is None else to_np(gen))
+    A, B, z = to_np(A), to_np(B), to_np(z)
+    rand = None if rand is None else to_np(rand)
+    gen = None if gen is None else to_np(gen)
+    M, N = z.shape
+    LAST_RUN["transposed"] = transpose = N < JB and M > N
+    if transpose:
+        # Few columns, many rows (convolutions: N = output channels): a tile is one row of
+        # at most N lanes, too few for the vector units. C^T = B^T A^T has the same chains
+        # (the same products in the same k order), with each PE's generator and words
+        # carried to the transposed position: the same codes, with long rows.
+        Z, G = _run_cpu(B.T, A.T, cfg, z.T, None if rand is None else rand.transpose(1, 0, 2),
+                        None if gen is None else gen.T)
+        Z = np.ascontiguousarray(Z.T)
+        G = None if G is None else np.ascontiguousarray(G.T)
+    else:
+        Z, G = _run_cpu(A, B, cfg, z, rand, gen)
     if ops.name == "torch":
         torch = ops.torch
         Z = torch.from_numpy(Z)
@@ -188,17 +126,17 @@ NARROW = True
 
 def uses_narrow(cfg: MacConfig) -> bool:
     """True when :func:`matmul` runs ``cfg`` in the int32 kernel (:mod:`ref.fast.narrow`)."""
-    from .narrow import fits
-
-    return NARROW and fits(cfg)
+    return NARROW and fits_narrow(cfg)
 
 
 #: Tiles of the last CPU call per kernel, for tests and benchmarks (not thread-safe):
-#: ``narrow_tiles`` finished in int32 lanes, ``wide_tiles`` ran the int64 kernel.
-LAST_RUN = {"narrow_tiles": 0, "wide_tiles": 0}
+#: ``narrow_tiles`` finished in int32 lanes, ``wide_tiles`` ran the int64 kernel;
+#: ``transposed``: the kernels ran C^T = B^T A^T (few columns, many rows).
+LAST_RUN = {"narrow_tiles": 0, "wide_tiles": 0, "transposed": False}
 
 
 def _run_cpu(A, B, cfg, z, rand, gen):
+    # numba compiles (or loads) the kernels here, on first use: not at ``import ref``
     from .kernel import gemm_tiles
 
     M, K = A.shape
@@ -231,7 +169,7 @@ def _run_cpu(A, B, cfg, z, rand, gen):
         tag = variant_tag(int(P[L.P_MODE]), source)
         _parallel(gemm_tiles32, (Adec, Bt, Z, G, R, P), tiles, M * N * K,
                   (rowbad, colbad, redo, tag))
-        tiles = np.flatnonzero(redo).astype(np.int64)  # specials or overflow: the int64 kernel
+        tiles = np.flatnonzero(redo).astype(np.int64)  # specials or top binade: the int64 kernel
         LAST_RUN["narrow_tiles"] = ntiles - tiles.size
     LAST_RUN["wide_tiles"] = tiles.size
     if tiles.size:

@@ -1,20 +1,21 @@
 """The CPU kernel of the fast path: MAC chains over tiles of the output (numba).
 
-One MAC is the contract's ``z' = round(z + a*b)`` on int64 scalars, computed
-by the same steps as :func:`ref.mac.mac_step`: unpack the accumulator code,
-normalise both addends so their leading one sits at bit 60, shift the smaller
-right and jam the lost bits into bit 0 (so the sum has the exact sum's floor
-at every rounding position, at least two bits above bit 0), add, round on the
-accumulator grid (``rn``, ``rz``, SR_{p,r}; the eager far path), pack with the
-overflow / flush / signed-zero rules, then the NaN and infinity codes.
+One MAC is the contract's ``z' = round(z + a*b)`` on int64 scalars:
+:func:`ref.fast.macbody.mac64`, the same steps as :func:`ref.mac.mac_step`
+(unpack the accumulator code, normalise both addends so their leading one sits
+at bit 60, shift the smaller right and jam the lost bits into bit 0, add, round
+on the accumulator grid, pack with the overflow / flush / signed-zero rules,
+then the NaN and infinity codes). This module also binds the MAC bodies of
+:mod:`ref.fast.macbody` to numba (:data:`BODIES`); the Triton kernels bind the
+same source (:mod:`ref.fast.triton_kernels`).
 
 Why it is written this way (measurements in docs/performance.md):
 
-* the MAC body is written out inside the loop over output columns, with
-  conditional expressions only (LLVM turns them into selects), so the loop
-  vectorises (AVX2 / AVX-512: ``vplzcntq`` for the bit lengths, ``vpsllvq``
-  for the shifts); numba's IR-level inlining of helper functions multiplied
-  the compile time, so there are no helper calls in the loop;
+* the MAC body uses selects only (``select`` is ``a if c else b``, which LLVM
+  turns into a vector select) and is inlined by LLVM into the loop over output
+  columns, so the loop vectorises (AVX2 / AVX-512: ``vplzcntq`` for the bit
+  lengths, ``vpsllvq`` for the shifts). (numba's own IR-level inlining,
+  ``inline="always"``, multiplied the compile time; LLVM's does not);
 * the rounding mode is a run-time value: all four roundings share one
   compiled loop (one JIT compile, cached on disk), at the price of computing
   the SR and eager-window terms in ``rn`` / ``rz`` too;
@@ -37,9 +38,8 @@ import numba as nb
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
+from . import macbody
 from .layout import (
-    C_INF,
-    C_NAN,
     P_BIAS,
     P_EFMAX,
     P_EMIN,
@@ -54,14 +54,10 @@ from .layout import (
     P_SPEC,
     P_SUB,
     P_W,
-    RN,
-    RZ,
-    SPEC_FN,
-    SPEC_IEEE,
-    SR_EAGER,
 )
+from .numba_cache import njit
 
-__all__ = ["gemm_tiles", "prefer_wide_vectors"]
+__all__ = ["gemm_tiles", "prefer_wide_vectors", "BODIES"]
 
 
 def prefer_wide_vectors() -> bool:
@@ -86,12 +82,48 @@ def prefer_wide_vectors() -> bool:
 
 prefer_wide_vectors()
 
-_TOP = 60  # bit index of the leading one of a normalised addend (as ref.mac)
-_NO_EXP = -(1 << 40)  # exponent of a zero addend ("-inf")
-MASK32 = 0xFFFFFFFF
+
+# ---- the numba binding of ref.fast.macbody (small functions: LLVM inlines them)
 
 
-@nb.njit(nogil=True, cache=True)
+@nb.njit
+def _select(c, a, b):
+    return a if c else b
+
+
+@nb.njit
+def _smax(a, b):
+    return max(a, b)
+
+
+@nb.njit
+def _smin(a, b):
+    return min(a, b)
+
+
+@nb.njit
+def _not(c):
+    return not c
+
+
+@nb.njit
+def _clz32(x):
+    return np.int32(leading_zeros(np.uint32(x)))
+
+
+@nb.njit
+def _clz64(x):
+    return np.int64(leading_zeros(np.uint64(x)))
+
+
+#: The MAC bodies of :mod:`ref.fast.macbody` compiled by numba, by name.
+BODIES = macbody.bind_all(dict(__name__=__name__, I=np.int32, L=np.int64, select=_select, smax=_smax, smin=_smin,
+                               NOT=_not, clz32=_clz32, clz64=_clz64), nb.njit)
+_mac64 = BODIES["mac64"]
+_xorshift32_wide = BODIES["xorshift32_wide"]
+
+
+@nb.njit(nogil=True)
 def _row(z, w, bdec, sa, siga, expa, ca, P):
     """MAC step k of one tile: ``z[j] <- round(z[j] + a * b[j])`` with random words ``w[j]``.
 
@@ -111,122 +143,22 @@ def _row(z, w, bdec, sa, siga, expa, ca, P):
     ovf = P[P_OVF]
     infval = P[P_INFVAL]
     nanval = P[P_NANVAL]
-    hidden = np.int64(1) << man
-    manmask = hidden - 1
-    magmask = (np.int64(1) << (W - 1)) - 1
-    one_r = np.int64(1) << r
-    extra = 1 if mode == RN else (0 if mode == RZ else r)  # rounding bits kept below the ulp
-    eager = mode == SR_EAGER
     for j in range(z.shape[0]):
-        # ---- the exact product a * b[j] (operands decoded once, outside the loop)
-        cb = np.int64(bdec[3, j])
-        cor = ca | cb
-        # NaN operand, or inf * 0 (C_INF == C_ZERO >> 1)
-        nan_bits = (cor & C_NAN) | ((ca & C_INF) & (cb >> 1)) | ((cb & C_INF) & (ca >> 1))
-        pnan = nan_bits != 0
-        pinf = ((cor & C_INF) != 0) & (nan_bits == 0)
-        ps = sa ^ np.int64(bdec[0, j])
-        psig = siga * np.int64(bdec[1, j])
-        pexp = expa + np.int64(bdec[2, j])
-        zc = z[j]
-        word = w[j]
-        # ---- unpack the accumulator code
-        zs = (zc >> (W - 1)) & 1
-        ef = (zc >> man) & efmax
-        mf = zc & manmask
-        zsig = (mf | hidden) if ef != 0 else (mf if sub != 0 else 0)
-        zexp = max(ef, 1) - bias - man
-        if spec == SPEC_IEEE:
-            znan = (ef == efmax) & (mf != 0)
-            zinf = (ef == efmax) & (mf == 0)
-        elif spec == SPEC_FN:
-            znan = (zc & magmask) == magmask
-            zinf = False
-        else:
-            znan = False
-            zinf = False
-        zsig = 0 if (znan | zinf) else zsig
-        # ---- normalise both addends to bit _TOP, align, jam, add
-        blz = 64 - np.int64(leading_zeros(np.uint64(zsig)))
-        blp = 64 - np.int64(leading_zeros(np.uint64(psig)))
-        nz = zsig << min(_TOP + 1 - blz, 63)
-        npr = psig << min(_TOP + 1 - blp, 63)
-        ez = (zexp + blz - 1) if zsig != 0 else _NO_EXP
-        ep = (pexp + blp - 1) if psig != 0 else _NO_EXP
-        z_big = ez >= ep
-        e_big = max(ez, ep)
-        d = (ez - ep) if z_big else (ep - ez)
-        big = nz if z_big else npr
-        small = npr if z_big else nz
-        dsh = min(d, 63)
-        q = small >> dsh
-        small_j = q | np.int64((q << dsh) != small)
-        eff_sub = zs != ps
-        S = (big - small_j) if eff_sub else (big + small_j)
-        neg = S < 0
-        S = -S if neg else S
-        sign = (ps if z_big else zs) if neg else (zs if z_big else ps)
-        exact_zero = S == 0
-        sign = (zs & ps) if exact_zero else sign  # +0 unless both addends are -0
-        lsb = e_big - _TOP
-        # ---- round S * 2**lsb on the accumulator grid (ref.rounding.round_to_grid)
-        e = lsb + 63 - np.int64(leading_zeros(np.uint64(S)))
-        eg = max(e, emin)
-        s = eg - man - extra - lsb
-        sr = min(max(s, 0), 63)
-        t = S >> sr
-        below = (t << sr) != S
-        t = t << min(max(-s, 0), 63)
-        R = word & (one_r - 1)
-        if mode == RN:
-            kq = t >> 1
-            up = ((t & 1) == 1) & (below | ((kq & 1) == 1))
-        elif mode == RZ:
-            kq = t
-            up = False
-        else:
-            kq = t >> r
-            up = (t & (one_r - 1)) + R >= one_r
-        m = kq + np.int64(up)
-        # ---- sr_eager far path (contract 3.3); the close path keeps the lazy result
-        anchor = max((e_big - 1) if eff_sub else e_big, emin)
-        s2 = anchor - man - r - lsb
-        T = (S >> min(max(s2, 0), 63)) << min(max(-s2, 0), 63)
-        Y = T + R
-        kk = max(63 - np.int64(leading_zeros(np.uint64(Y))) - man - r, 0)  # 0, 1 or 2
-        Bk = (word >> r) & ((np.int64(1) << kk) - 1)
-        far = eager & (not (eff_sub & (d <= 1)))
-        m = ((Y + (Bk << r)) >> (r + kk)) if far else m
-        eg = (anchor + kk) if far else eg
-        # ---- pack (ref.rounding.pack): overflow, flush to zero, signed zero
-        mag = ((eg - emin) << man) + m
-        overflow = (mag > maxcode) & (not exact_zero)
-        mag = 0 if ((sub == 0) & (e < emin)) | exact_zero else mag
-        sbit = sign << (W - 1)
-        ovf_code = nanval if ovf < 0 else (sbit | ovf)  # ovf < 0: the canonical NaN
-        code = ovf_code if overflow else (sbit | min(mag, maxcode))
-        # ---- NaN and infinities (ref.rounding.special_codes)
-        is_nan = znan | pnan | (zinf & pinf & (zs != ps))
-        is_inf = (zinf | pinf) & (not is_nan)
-        isign = zs if zinf else ps
-        inf_code = nanval if infval < 0 else ((isign << (W - 1)) | infval)
-        code = inf_code if is_inf else code
-        z[j] = nanval if is_nan else code
+        z[j] = _mac64(z[j], sa, siga, expa, ca, np.int64(bdec[0, j]), np.int64(bdec[1, j]),
+                      np.int64(bdec[2, j]), np.int64(bdec[3, j]), w[j], mode, r, W, man, efmax,
+                      bias, sub, spec, emin, maxcode, ovf, infval, nanval)
 
 
-@nb.njit(nogil=True, cache=True)
+@nb.njit(nogil=True)
 def _step_words(g, w, rmask):
     """Step each PE's xorshift32 state once (13, 17, 5, as ref.prng.step); w <- masked word."""
     for j in range(g.shape[0]):
-        x = g[j]
-        x ^= (x << 13) & MASK32
-        x ^= x >> 17
-        x ^= (x << 5) & MASK32
+        x = _xorshift32_wide(g[j])
         g[j] = x
         w[j] = x & rmask
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True)
 def gemm_tiles(Adec, Bt, Z, G, RAND, P, tiles):
     """Run the listed tiles (int64 ids) of ``Z <- chains over k``, in place.
 

@@ -1,0 +1,119 @@
+"""Instructions per emulated MAC in the device kernels, without a GPU.
+
+Compiles ``ref.fast.triton_kernels`` for an NVIDIA target with Triton's own
+toolchain (``triton.compile`` down to a cubin; no GPU needed), disassembles the
+cubin with the ``cuobjdump`` Triton ships, finds the loop over ``k`` (the
+backward branch) and divides its SASS instruction count by the outputs one
+thread owns (``BM * BN / (32 * num_warps)``): machine instructions per MAC,
+the device's analogue of the CPU kernel's vector instructions per 16 MACs.
+With the issue rate (4 warp instructions per SM and cycle on Hopper) this
+bounds MAC/s: ``SMs * 128 * clock / instructions per MAC``.
+
+    .venv/bin/python benchmarks/kernel_stats.py                     # sm_90, 32 x 32 tiles
+    .venv/bin/python benchmarks/kernel_stats.py --arch 90 --tile 16x16:2 e5m2:e6m5:rn
+
+Writes a markdown table to stdout (and ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+import ref  # noqa: E402
+from ref.fast import layout as L  # noqa: E402
+from ref.fast import plan  # noqa: E402
+from ref.fast import triton_kernels as tk  # noqa: E402
+
+CONFIGS = ["e5m2:e6m5:sr_eager:4", "e5m2:e6m5:rn", "e4m3:fp16:sr_eager:4", "bf16:fp32:sr_eager:8"]
+
+
+def compile_kernel(cfg, kernel: str, bm: int, bn: int, warps: int, arch: int):
+    P = [int(v) for v in plan.params(cfg)]
+    c = dict(MODE=P[L.P_MODE], SOURCE=1 if cfg.is_sr else 0, R=P[L.P_R], W=P[L.P_W],
+             MAN=P[L.P_MAN], EFMAX=P[L.P_EFMAX], BIAS=P[L.P_BIAS], SUB=P[L.P_SUB],
+             SPEC=P[L.P_SPEC], EMIN=P[L.P_EMIN], RMASK=P[L.P_RMASK],
+             BM=bm, BN=bn)
+    sig = dict(Adec="*i32", Bdec="*i32", Z="*i64", G="*i64", RAND="*i64")
+    if kernel == "narrow":
+        fn = tk.gemm_narrow
+        sig.update(rowbad="*i32", colbad="*i32", redo="*i32")
+        c.update(EMAX=P[L.P_EMAX])
+    else:
+        fn = tk.gemm_wide
+        sig.update(tiles="*i32", tiles_n="i32")
+        c.update(MAXCODE=P[L.P_MAXCODE], OVF=P[L.P_OVF], INFVAL=P[L.P_INFVAL], NANVAL=P[L.P_NANVAL])
+    sig.update(M="i32", N="i32", K="i32", **{k: "constexpr" for k in c})
+    return triton.compile(ASTSource(fn=fn, signature=sig, constexprs=c),
+                          target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
+
+
+def loop_instructions(cubin: bytes) -> tuple[int, Counter]:
+    """SASS instructions in the largest backward-branch loop, and their opcodes."""
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    path = Path("/tmp") / f"srmac_kernel_{id(cubin)}.cubin"
+    path.write_bytes(cubin)
+    try:
+        sass = subprocess.run([str(tool), "-sass", str(path)], capture_output=True, text=True,
+                              check=True).stdout
+    finally:
+        path.unlink()
+    ins = []
+    for line in sass.splitlines():
+        m = re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
+        if m:
+            ins.append((int(m.group(1), 16), m.group(2)))
+    best = (0, Counter())
+    for addr, text in ins:
+        b = re.search(r"BRA\s+(?:`\(\.L_x_\d+\)\s*)?0x([0-9a-f]+)", text)
+        if b and int(b.group(1), 16) < addr:
+            body = [t for a, t in ins if int(b.group(1), 16) <= a <= addr]
+            if len(body) > best[0]:
+                ops = Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0].split(".")[0] for t in body)
+                best = (len(body), ops)
+    return best
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("configs", nargs="*", default=CONFIGS)
+    p.add_argument("--arch", type=int, default=90, help="compute capability x 10 [default: 90]")
+    p.add_argument("--tile", default="32x32:4", help="BMxBN:num_warps [default: 32x32:4]")
+    p.add_argument("--out", default=None, help="also write the table here")
+    args = p.parse_args(argv)
+    shape, _, warps = args.tile.partition(":")
+    bm, bn = (int(v) for v in shape.split("x"))
+    warps = int(warps or 4)
+    per_thread = bm * bn / (32 * warps)
+    lines = [f"Device kernels compiled for sm_{args.arch} (Triton {triton.__version__}), tiles "
+             f"{bm} x {bn}, {warps} warps ({per_thread:g} outputs per thread).", "",
+             "| config | kernel | SASS instructions in the k loop | per MAC | top opcodes |",
+             "|---|---|---:|---:|---|"]
+    for spec in args.configs:
+        cfg = ref.parse_mac(spec)
+        for kernel in (["narrow"] if plan.fits_narrow(cfg) else []) + ["wide"]:
+            k = compile_kernel(cfg, kernel, bm, bn, warps, args.arch)
+            n, ops = loop_instructions(k.asm["cubin"])
+            top = ", ".join(f"{op} {c}" for op, c in ops.most_common(6))
+            lines.append(f"| {spec} | {kernel} | {n} | {n / per_thread:.0f} | {top} |")
+            print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    print()
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
