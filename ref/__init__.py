@@ -21,10 +21,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    # The torch entry point imports torch lazily: `import ref` stays light.
-    if name == "sr_matmul":
-        from .torch_api import sr_matmul
+def sr_matmul(A, B, cfg, seed=0, **kwargs):
+    """``torch.matmul`` through the emulated MAC: :func:`ref.torch_api.sr_matmul`.
 
-        return sr_matmul
-    raise AttributeError(name)
+    A plain function (not a lazy module attribute) so that ``torch.compile``
+    traces a call of ``ref.sr_matmul`` without a graph break; it imports torch
+    on first use, so ``import ref`` stays light.
+    """
+    from .torch_api import sr_matmul as _sr_matmul
+
+    return _sr_matmul(A, B, cfg, seed, **kwargs)

@@ -33,7 +33,7 @@ from .seeds import derive_seed
 
 __all__ = ["read_idx", "write_idx", "load_fashion_mnist", "load_tensors", "DatasetMissingError",
            "write_synthetic_dataset", "DEFAULT_DATA_DIR", "FILES", "CLASSES", "TensorData",
-           "epoch_order", "DATASETS"]
+           "epoch_order", "DATASETS", "pad_images"]
 
 #: Data sets the training verbs read.
 DATASETS = ("fashion-mnist", "imagenet")
@@ -182,18 +182,37 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
+def pad_images(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Normalised ``(N, 1, 28, 28)`` images centred in ``size x size`` on a black border.
+
+    The border is the normalised value of a 0 pixel (the background of every
+    Fashion-MNIST image); ``size`` 28 returns ``x`` itself.
+    """
+    pad = size - x.shape[-1]
+    if pad < 0 or pad % 2:
+        raise ValueError(f"Fashion-MNIST's 28x28 images pad to an even larger size, not {size}")
+    if pad == 0:
+        return x
+    p = pad // 2
+    return torch.nn.functional.pad(x, (p, p, p, p), value=(0.0 - MEAN) / STD)
+
+
 class TensorData:
     """Fashion-MNIST (or its synthetic stand-in) as in-memory tensors, one rank's share.
 
     ``o`` carries ``data_dir``, ``limit_train``, ``limit_test`` (the first N
     samples), ``seed`` and ``batch_size`` (global: split over ``world``).
+    ``size`` 32 pads the 28x28 images to 32x32 (:func:`pad_images`, for the
+    CIFAR-shaped models).
     """
 
-    in_ch, classes, input_shape = 1, 10, (1, 1, 28, 28)
+    in_ch, classes = 1, 10
 
-    def __init__(self, o, rank: int = 0, world: int = 1):
+    def __init__(self, o, rank: int = 0, world: int = 1, size: int = 28):
         self.xtr, self.ytr, self.xte, self.yte = load_tensors(o.data_dir, o.limit_train,
                                                               o.limit_test)
+        self.xtr, self.xte = pad_images(self.xtr, size), pad_images(self.xte, size)
+        self.input_shape = (1, 1, size, size)
         self.seed, self.rank, self.world = o.seed, rank, world
         self.batch = o.batch_size // world
         self.n_train, self.n_test = len(self.ytr), len(self.yte)

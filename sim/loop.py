@@ -104,11 +104,11 @@ class LoopOptions:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}: choose one of "
                              f"{', '.join(DATASETS)}")
-        want = MODELS[self.model].dataset
-        if want != self.dataset:
-            others = [n for n, s in MODELS.items() if s.dataset == self.dataset]
-            raise ValueError(f"model {self.model} is for --dataset {want}; use "
-                             f"{' or '.join(others)} for {self.dataset}")
+        want = MODELS[self.model].datasets
+        if self.dataset not in want:
+            others = [n for n, s in MODELS.items() if self.dataset in s.datasets]
+            raise ValueError(f"model {self.model} is for --dataset {' or '.join(want)}; use "
+                             f"{', '.join(others)} for {self.dataset}")
         for name in ("epochs", "batch_size", "hidden", "depth", "channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -141,8 +141,8 @@ class LoopOptions:
 
 def open_data(o: LoopOptions, rank: int = 0, world: int = 1, pin_memory: bool = False):
     """The data source of ``o.dataset`` for one rank (see :mod:`sim.data`)."""
-    if o.dataset == "fashion-mnist":
-        return TensorData(o, rank, world)
+    if o.dataset == "fashion-mnist":  # padded to the side the model is shaped for (28 or 32)
+        return TensorData(o, rank, world, size=MODELS[o.model].image_size)
     if o.dataset == "imagenet":
         return FolderData(o, rank, world, pin_memory)
     raise ValueError(f"unknown dataset {o.dataset!r}: choose one of {', '.join(DATASETS)}")

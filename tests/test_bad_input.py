@@ -149,7 +149,9 @@ def test_matmul_shape_mismatch():
 
 def test_sr_matmul_errors():
     raises_naming("(4, 2)", ref.sr_matmul, torch.ones(2, 3), torch.ones(4, 2), LAZY)
-    raises_naming("(3,)", ref.sr_matmul, torch.ones(2, 3), torch.ones(3), LAZY)
+    raises_naming("(2,)", ref.sr_matmul, torch.ones(2, 3), torch.ones(2), LAZY)  # (3,) is valid
+    raises_naming("integer", ref.sr_matmul, torch.ones(2, 3, dtype=torch.int64), torch.ones(3, 2),
+                  LAZY)
     raises_naming("torch", ref.sr_matmul, np.ones((2, 3)), np.ones((3, 2)), LAZY)
     raises_naming(
         "'sr_lazy'", ref.sr_matmul, torch.ones(2, 3), torch.ones(3, 2), "e5m2:e6m5:sr_lazy"

@@ -1,6 +1,10 @@
-"""sim layers: float equivalence with an FP32 RN MAC, code-for-code agreement with ref."""
+"""sim layers: float equivalence with an FP32 RN MAC, code-for-code agreement with ref.
+
+The code-for-code checks recompute every GEMM independently (tests/sim_oracle.py).
+"""
 
 import pytest
+import sim_oracle as oracle
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -8,6 +12,8 @@ import torch.nn.functional as F
 import ref
 import sim
 from sim.seeds import Stream, derive_seed
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 FP32_RN = "fp32:fp32:rn"
 LOWP = "e5m2:e6m5:sr_eager:4"
@@ -127,13 +133,13 @@ def test_quantize_model_and_set_config():
 def test_layer_config_parts_and_errors():
     cfg = sim.make_layer_config(LOWP, bwd_weight="e5m2:fp16:rn", grad="sr:6", weight="e4m3:rn")
     assert cfg.bwd_input == cfg.fwd and cfg.bwd_weight.acc_fmt == ref.FP16
-    assert cfg.grad == sim.Quantizer("sr", 6) and cfg.weight.fmt == ref.E4M3
+    assert cfg.grad == sim.QuantSpec("sr", 6) and cfg.weight.fmt == ref.E4M3
     with pytest.raises(ValueError, match="rbits"):
         sim.parse_quantizer("sr")
     with pytest.raises(ValueError, match="no rounding"):
         sim.parse_quantizer("e5m2")
-    with pytest.raises(ValueError, match="groups"):
-        sim.QConv2d(2, 2, 3, groups=2)
+    with pytest.raises(ValueError, match="groups"):  # torch's own check, as nn.Conv2d
+        sim.QConv2d(3, 2, 3, groups=2)
 
 
 @pytest.mark.parametrize("fmt", ["e6m5", "e5m2", "e4m3", "fp16", "e6m5:nosub:sat"])
@@ -147,3 +153,225 @@ def test_table_decode_is_ref_decode(fmt):
     ok = ~torch.isnan(want)
     assert torch.equal(got[ok], want[ok])
     assert torch.equal(torch.signbit(got[ok]), torch.signbit(want[ok]))  # -0 kept
+
+
+CONV_CASES = [  # (class, constructor kwargs, input shape)
+    (nn.Conv2d, dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2), (2, 4, 6, 5)),
+    (nn.Conv2d, dict(in_channels=4, out_channels=8, kernel_size=3, stride=2, padding=1, groups=4),
+     (2, 4, 7, 6)),  # depthwise, channel multiplier 2
+    (nn.Conv2d, dict(in_channels=3, out_channels=2, kernel_size=4, padding="same"), (2, 3, 6, 7)),
+    (nn.Conv2d, dict(in_channels=2, out_channels=3, kernel_size=3, padding="same", dilation=2,
+                     padding_mode="reflect"), (2, 2, 7, 6)),
+    (nn.Conv2d, dict(in_channels=2, out_channels=4, kernel_size=3, stride=2, padding=2,
+                     padding_mode="replicate", groups=2), (2, 2, 7, 8)),
+    (nn.Conv2d, dict(in_channels=2, out_channels=3, kernel_size=(3, 2), stride=(1, 2),
+                     padding=(1, 2), padding_mode="circular"), (2, 2, 5, 6)),
+    (nn.Conv1d, dict(in_channels=4, out_channels=6, kernel_size=3, padding="same", groups=2,
+                     padding_mode="reflect"), (2, 4, 9)),
+    (nn.Conv1d, dict(in_channels=3, out_channels=4, kernel_size=5, stride=2, padding=1), (3, 3, 11)),
+]
+CONV_IDS = [f"{c.__name__}-{i}" for i, (c, _, _) in enumerate(CONV_CASES)]
+
+
+@pytest.mark.parametrize("cls,kw,shape", CONV_CASES, ids=CONV_IDS)
+def test_conv_fp32_matches_torch(cls, kw, shape):
+    """Every group / padding / padding-mode case computes the convolution and its gradients."""
+    torch.manual_seed(7)
+    conv = cls(**kw)
+    q = sim.quantize_model(conv, FP32_RN)
+    assert isinstance(q, (sim.QConv1d, sim.QConv2d))
+    (y1, y2), (gx1, gx2) = _pair_grads(conv, q, shape)
+    torch.testing.assert_close(y2, y1, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx2, gx1, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(q.weight.grad, conv.weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(q.bias.grad, conv.bias.grad, rtol=1e-4, atol=1e-4)
+
+
+def _run(layer, *inputs, seed=0):
+    """Forward and backward with a random output gradient; returns (y, g, input grads)."""
+    xs = [t.detach().clone().requires_grad_() for t in inputs]
+    y = layer(*xs)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed)) * 0.3
+    y.backward(g)
+    return y, g, [t.grad for t in xs]
+
+
+SR_CFG = sim.make_layer_config("e4m3:e6m5:sr_eager:3", bwd_input="e5m2:e6m5:sr_lazy:4",
+                               bwd_weight="e5m2:fp16:sr_eager:2", grad="sr:4")
+
+
+@pytest.mark.parametrize("groups,padding,mode", [(2, 1, "zeros"), (4, "same", "zeros"),
+                                                 (1, "same", "reflect")])
+def test_grouped_conv_gemm_bits_are_ref_codes(groups, padding, mode):
+    """Forward, dx and dW of a grouped / depthwise conv: one ref.matmul per group."""
+    torch.manual_seed(8)
+    q = sim.QConv2d(4, 8, 3, padding=padding, groups=groups, padding_mode=mode, config=SR_CFG,
+                    layer_id=3, seed=11)
+    x = torch.randn(2, 4, 5, 6)
+    y, g, (gx,) = _run(q, x)
+    want = oracle.conv2d(q, x, g, (1, 1, 1, 1))
+    cfg = q.config
+    assert torch.equal(oracle.codes(y.permute(0, 2, 3, 1).reshape(-1, 8), cfg.fwd.acc_fmt), want["fwd"])
+    assert torch.equal(oracle.codes(q.weight.grad, cfg.bwd_weight.acc_fmt), want["dW"])
+    assert torch.equal(oracle.codes(q.bias.grad, cfg.bwd_weight.acc_fmt), want["db"])
+    if mode == "zeros":
+        assert torch.equal(oracle.codes(gx, cfg.bwd_input.acc_fmt), want["dx"])
+    # the check can fail: another layer id gives other bits
+    q2 = sim.QConv2d(4, 8, 3, padding=padding, groups=groups, padding_mode=mode, config=SR_CFG,
+                     layer_id=4, seed=11)
+    q2.load_state_dict({k: v for k, v in q.state_dict().items() if k != "srmac_rng"}, strict=False)
+    y2, *_ = _run(q2, x)
+    assert not torch.equal(y2, y)
+
+
+def test_conv1d_gemm_bits_are_ref_codes():
+    torch.manual_seed(9)
+    q = sim.QConv1d(4, 6, 3, padding=1, groups=2, config=SR_CFG, layer_id=1, seed=2)
+    x = torch.randn(3, 4, 7)
+    y, g, (gx,) = _run(q, x)
+    want = oracle.conv1d(q, x, g, (1, 1))
+    cfg = q.config
+    assert torch.equal(oracle.codes(y.permute(0, 2, 1).reshape(-1, 6), cfg.fwd.acc_fmt), want["fwd"])
+    assert torch.equal(oracle.codes(gx, cfg.bwd_input.acc_fmt), want["dx"])
+    assert torch.equal(oracle.codes(q.weight.grad, cfg.bwd_weight.acc_fmt), want["dW"])
+
+
+def test_qmatmul_attention_bits_are_ref_codes():
+    """q @ k^T of (batch, heads, T, d) tensors: one ref.matmul per batch entry, PE rows e*M + i."""
+    torch.manual_seed(10)
+    mm = sim.QMatMul(config=SR_CFG, layer_id=2, seed=5)
+    a, b = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 5, 4)
+    y, g, (ga, gb) = _run(mm, a, b)
+    want = oracle.matmul(mm, a, b, g)
+    cfg = mm.config
+    assert torch.equal(oracle.codes(y, cfg.fwd.acc_fmt), want["fwd"])
+    assert torch.equal(oracle.codes(ga, cfg.bwd_input.acc_fmt), want["da"])
+    assert torch.equal(oracle.codes(gb, cfg.bwd_weight.acc_fmt), want["db"])
+
+
+def test_qmatmul_broadcast_and_vectors_follow_torch_matmul():
+    torch.manual_seed(11)
+    mm = sim.QMatMul(config=FP32_RN)
+    for sa, sb in [((2, 3, 4, 5), (5, 6)), ((4, 5), (3, 5, 2)), ((5,), (2, 5, 3)), ((2, 1, 4, 5),
+                   (3, 5, 2)), ((5,), (5,)), ((3, 5), (5,))]:
+        a = torch.randn(sa, requires_grad=True)
+        b = torch.randn(sb, requires_grad=True)
+        y = mm(a, b)
+        ref_y = torch.matmul(a, b)
+        assert y.shape == ref_y.shape
+        torch.testing.assert_close(y, ref_y, rtol=1e-5, atol=1e-5)
+        ga, gb = torch.autograd.grad(y.sum(), (a, b))
+        wa, wb = torch.autograd.grad(ref_y.sum(), (a, b))
+        torch.testing.assert_close(ga, wa, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(gb, wb, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        mm(torch.ones(2, 3), torch.ones(4, 2))
+
+
+def test_broadcast_operand_gradient_is_one_chain():
+    """b shared by every batch entry: db is one chain over (entry, row), PEs (k, n)."""
+    cfg = ref.parse_mac("e5m2:e6m5:sr_lazy:3")
+    torch.manual_seed(12)
+    a = torch.randn(3, 4, 5, requires_grad=True)
+    b = torch.randn(5, 2, requires_grad=True)
+    y = sim.matmul(a, b, cfg, seed=4, step=2)
+    g = torch.randn(3, 4, 2)
+    y.backward(g)
+    s = derive_seed(4, 0, 2, 1, Stream.BWD_WEIGHT_GEMM)
+    at = ref.encode(a.detach().reshape(12, 5).T.contiguous(), cfg.in_fmt)  # columns (entry, row)
+    want = ref.matmul(at, ref.encode(g.reshape(12, 2), cfg.in_fmt), cfg, seed=s)
+    assert torch.equal(oracle.codes(b.grad, cfg.acc_fmt), want)
+
+
+def test_side_by_side_chains_equal_ref_matmul():
+    """sim.gemm.bgemm_codes, side by side with ref.mac (CUDA's path) or group by group:
+    ref.matmul's codes either way."""
+    from sim.gemm import bgemm_codes
+
+    for spec in ("e5m2:e6m5:sr_eager:4", "e4m3:fp16:sr_lazy:5", "e5m2:e6m5:rn"):
+        cfg = ref.parse_mac(spec)
+        g = torch.Generator().manual_seed(13)
+        a = ref.encode(torch.randn(5, 6, 7, generator=g) * 4, cfg.in_fmt)
+        b = ref.encode(torch.randn(5, 7, 3, generator=g), cfg.in_fmt)
+        c = ref.encode(torch.randn(5, 1, 3, generator=g), cfg.acc_fmt)
+        rows = torch.arange(30).reshape(5, 6) * 3 + 1
+        cols = torch.arange(15).reshape(5, 3) + 7
+        got = bgemm_codes(a, b, cfg, 99, c, rows=rows, cols=cols, side_by_side=True)
+        assert torch.equal(got, bgemm_codes(a, b, cfg, 99, c, rows=rows, cols=cols,
+                                            side_by_side=False))
+        for e in range(5):
+            want = oracle.mm(a[e], b[e], cfg, 99, c[e], rows=rows[e], cols=cols[e])
+            assert torch.equal(got[e], want), spec
+
+
+def test_eval_is_deterministic_and_the_checkpoint_carries_the_seeds():
+    torch.manual_seed(14)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    q = sim.quantize_model(model, "e5m2:e6m5:sr_eager:2", seed=3)
+    x = torch.randn(8, 6)
+    q.train()
+    q(x).sum().backward()
+    q(x)
+    assert [m.step for _, m in sim.qlayers(q)] == [2, 2]
+    q.eval()
+    e1, e2 = q(x), q(x)
+    assert torch.equal(e1, e2)  # evaluation does not advance the seeds
+    assert q[0].step == 2
+    # the same checkpoint in a model built with other seeds evaluates to the same bits
+    other = sim.quantize_model(model, "e5m2:e6m5:sr_eager:2", seed=99).eval()
+    assert not torch.equal(other(x), e1)
+    other.load_state_dict(q.state_dict())
+    assert torch.equal(other(x), e1)
+    assert (other[0].seed, other[0].layer_id, other[0].step) == (3, 0, 2)
+    # training steps change the bits; a float checkpoint (no seeds) loads too
+    q.train()
+    q(x)
+    q.eval()
+    assert not torch.equal(q(x), e1)
+    other.load_state_dict(model.state_dict())
+    assert other[0].step == 2
+
+
+def test_meta_tensors_and_vmap():
+    q = sim.QLinear(5, 3, config="e5m2:e6m5:sr_eager:4", device="meta")
+    assert q(torch.empty(4, 5, device="meta")).shape == (4, 3)
+    c = sim.QConv2d(2, 4, 3, padding="same", groups=2, device="meta")
+    assert c(torch.empty(1, 2, 6, 6, device="meta")).shape == (1, 4, 6, 6)
+    lin = sim.QLinear(5, 3, config="e5m2:e6m5:sr_eager:4").eval()
+    xs = torch.randn(4, 2, 5)
+    v = torch.func.vmap(lin)(xs)
+    assert torch.equal(v, torch.stack([lin(xs[i]) for i in range(4)]))
+
+
+def test_side_by_side_path_gives_the_same_model_bits(monkeypatch):
+    """CUDA runs batched GEMMs side by side: forcing that path on the CPU changes no bit
+    of a model with depthwise, grouped Conv1d and batched QMatMul (forward and gradients)."""
+    import sim.gemm
+    import sim.ops
+
+    torch.manual_seed(15)
+    model = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.Flatten(2),
+                          nn.Conv1d(4, 4, 3, padding=1, groups=2))
+    mm = sim.QMatMul(config=SR_CFG, seed=3)
+    x = torch.randn(2, 4, 3, 3)
+
+    def run():
+        q = sim.quantize_model(model, SR_CFG, seed=4)
+        xx = x.clone().requires_grad_()
+        t = q(xx)
+        y = mm(t, t.transpose(1, 2))
+        y.backward(torch.ones_like(y))
+        mm.step = 0
+        return [y.detach(), xx.grad, q[0].weight.grad, q[2].weight.grad]
+
+    plain = run()
+    forced = sim.gemm.bgemm_codes
+
+    def side_by_side(*args, **kw):
+        kw["side_by_side"] = args[0].shape[0] > 1 and args[0].shape[2] <= 64
+        return forced(*args, **kw)
+
+    monkeypatch.setattr(sim.gemm, "bgemm_codes", side_by_side)
+    monkeypatch.setattr(sim.ops, "bgemm_codes", side_by_side)
+    for a, b in zip(plain, run(), strict=True):
+        assert torch.equal(a, b)

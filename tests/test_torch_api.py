@@ -142,7 +142,7 @@ def test_batched_leading_dims(device):
 
 @pytest.mark.parametrize(
     "A_shape,B_shape",
-    [((2, 3), (4, 2)), ((2, 3), (3,)), ((3,), (2, 3)), ((2, 3), (3, 2, 1)), ((5, 2, 3), (2, 3))],
+    [((2, 3), (4, 2)), ((2, 3), (2,)), ((3,), (2, 3)), ((2, 3), (3, 2, 1)), ((5, 2, 3), (2, 3))],
 )
 def test_shape_errors(A_shape, B_shape):
     with pytest.raises(ValueError, match="shape mismatch") as exc:
@@ -155,3 +155,86 @@ def test_non_tensor_and_bad_cfg_errors():
         ref.sr_matmul(np.ones((2, 3)), np.ones((3, 2)), CONFIGS[0])
     with pytest.raises(ValueError, match="'e9'"):
         ref.sr_matmul(torch.ones(2, 3), torch.ones(3, 2), "e9:e6m5:rn")
+
+
+# ---- torch.matmul semantics, dtypes, torch.library integration -----------------------------
+
+def _codes_of_batched(A, B, cfg, seed):
+    """Expected codes: batch entry e (flattened broadcast index) on PE rows e*M ..."""
+    from ref.backend import TorchOps
+
+    a1 = A.unsqueeze(0) if A.dim() == 1 else A
+    b1 = B.unsqueeze(-1) if B.dim() == 1 else B
+    batch = torch.broadcast_shapes(a1.shape[:-2], b1.shape[:-2])
+    m, k, n = a1.shape[-2], a1.shape[-1], b1.shape[-1]
+    ac = ref.encode(a1.expand(*batch, m, k).reshape(-1, m, k).double(), cfg.in_fmt)
+    bc = ref.encode(b1.expand(*batch, k, n).reshape(-1, k, n).double(), cfg.in_fmt)
+    out = []
+    for e in range(ac.shape[0]):
+        state = ref.prng.seed_state(TorchOps(), seed, torch.arange(e * m, (e + 1) * m)[:, None],
+                                    torch.arange(n)[None, :])
+        out.append(ref.matmul(ac[e], bc[e], cfg, state=state))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("sa,sb", [((2, 3, 4), (2, 4, 5)), ((3, 1, 2, 4), (2, 4, 3)),
+                                   ((4,), (2, 4, 3)), ((2, 3, 4), (4,)), ((4,), (4,)),
+                                   ((2, 3), (3,))])
+def test_matmul_semantics(sa, sb):
+    cfg = CONFIGS[0]
+    g = torch.Generator().manual_seed(20)
+    A = torch.randn(sa, generator=g, requires_grad=True)
+    B = torch.randn(sb, generator=g, requires_grad=True)
+    out = ref.sr_matmul(A, B, cfg, seed=9)
+    want = torch.matmul(A, B)
+    assert out.shape == want.shape
+    got = out_codes(out.reshape(-1), cfg).reshape(-1)
+    assert np.array_equal(got, _codes_of_batched(A.detach(), B.detach(), cfg, 9).reshape(-1).numpy())
+    # straight-through gradients: torch.matmul's
+    gA, gB = torch.autograd.grad(out.sum(), (A, B))
+    wA, wB = torch.autograd.grad(want.sum(), (A, B))
+    torch.testing.assert_close(gA, wA)
+    torch.testing.assert_close(gB, wB)
+
+
+def test_k_zero_gives_zeros():
+    out = ref.sr_matmul(torch.ones(3, 0), torch.ones(0, 2), CONFIGS[0])
+    assert out.shape == (3, 2) and torch.equal(out, torch.zeros(3, 2))
+    assert ref.sr_matmul(torch.ones(2, 3, 0), torch.ones(2, 0, 4), CONFIGS[1]).shape == (2, 3, 4)
+
+
+def test_dtype_rules_and_errors():
+    cfg = CONFIGS[2]
+    A32, B64 = torch.randn(2, 3), torch.randn(3, 2, dtype=torch.float64)
+    out = ref.sr_matmul(A32, B64, cfg)
+    assert out.dtype == torch.float64  # torch.promote_types
+    assert torch.equal(out, ref.sr_matmul(A32.double(), B64, cfg))
+    assert ref.sr_matmul(A32.bfloat16(), B64.bfloat16(), "e4m3:bf16:rn").dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="integer dtype torch.int64.*ref.matmul"):
+        ref.sr_matmul(torch.ones(2, 3, dtype=torch.int64), torch.ones(3, 2), cfg)
+    with pytest.raises(ValueError, match="integer dtype torch.bool"):
+        ref.sr_matmul(torch.ones(2, 3), torch.ones(3, 2, dtype=torch.bool), cfg)
+    with pytest.raises(ValueError, match="complex"):
+        ref.sr_matmul(torch.ones(2, 3, dtype=torch.complex64), torch.ones(3, 2), cfg)
+    with pytest.raises(ValueError, match="do not broadcast"):
+        ref.sr_matmul(torch.ones(2, 3, 4), torch.ones(3, 4, 2), cfg)
+
+
+def test_custom_op_meta_compile_vmap():
+    cfg = CONFIGS[0]
+    m = ref.sr_matmul(torch.empty(5, 2, 3, device="meta"), torch.empty(3, 4, device="meta"), cfg)
+    assert m.shape == (5, 2, 4) and m.device.type == "meta"
+    A, B = torch.randn(4, 6), torch.randn(6, 3)
+
+    def f(a, b):
+        return ref.sr_matmul(a, b, cfg, seed=5).relu()
+
+    torch._dynamo.reset()
+    explain = torch._dynamo.explain(f)(A, B)
+    assert explain.graph_break_count == 0
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    assert torch.equal(compiled(A, B), f(A, B))
+    stack = torch.randn(3, 4, 6)
+    v = torch.func.vmap(lambda a: ref.sr_matmul(a, B, cfg, seed=5))(stack)
+    assert torch.equal(v, torch.stack([ref.sr_matmul(stack[i], B, cfg, seed=5) for i in range(3)]))
+    assert torch.ops.srmac.sr_matmul.default is not None  # registered with torch.library

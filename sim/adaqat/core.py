@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..layers import QConv2d, QLinear, _QConv2dFn, _QLinearFn
+from ..layers import QConv2d, QLinear
 from .quantizers import make_quantizers
 
 __all__ = ["BitState", "QuantLayer", "qat_model", "quant_layers", "set_mac", "layer_macs",
@@ -114,13 +114,14 @@ class QuantLayer(nn.Module):
             self._emu = []
             return
         lay = self.layer
+        dev = lay.weight.device
         if isinstance(lay, nn.Linear):
             emu = QLinear(lay.in_features, lay.out_features, False, config=config,
-                          layer_id=layer_id, seed=seed)
+                          layer_id=layer_id, seed=seed, device=dev)
         else:
             emu = QConv2d(lay.in_channels, lay.out_channels, lay.kernel_size, lay.stride,
-                          lay.padding, lay.dilation, lay.groups, False, config=config,
-                          layer_id=layer_id, seed=seed)
+                          lay.padding, lay.dilation, lay.groups, False, lay.padding_mode,
+                          config=config, layer_id=layer_id, seed=seed, device=dev)
         self._emu = [emu]  # a list: not a sub-module, so its unused weight is no parameter
 
     def forward(self, x):
@@ -135,14 +136,11 @@ class QuantLayer(nn.Module):
         return F.conv2d(x, w, lay.bias, lay.stride, lay.padding, lay.dilation, lay.groups)
 
     def _emulated(self, x, w):
+        # the emulated layer's GEMMs on the quantized operands; this layer's bias (a
+        # training call advances the emulated layer's step, an evaluation does not)
         emu = self._emu[0]
-        emu.train(self.training)  # its seeds depend on the mode
-        if isinstance(self.layer, nn.Linear):
-            lead = x.shape[:-1]
-            y = _QLinearFn.apply(x.reshape(-1, x.shape[-1]), w, self.layer.bias, emu,
-                                 emu.next_seeds())
-            return y.reshape(*lead, y.shape[-1])
-        return _QConv2dFn.apply(x, w, self.layer.bias, emu, emu.next_seeds())
+        emu.train(self.training)
+        return emu.emulate(x, w, self.layer.bias)
 
 
 def qat_model(model: nn.Module, state: BitState, *, per_layer: bool = False,
