@@ -9,7 +9,8 @@ One place for what both verbs do the same way:
   the same on all ranks, of which rank ``r`` takes every ``world``-th sample;
 * :class:`Dist` / :func:`run_with_dist`: ``torchrun`` process groups (gloo on
   CPU, nccl on CUDA), :func:`wrap` for DistributedDataParallel;
-* :func:`make_optimizer`: :class:`sim.optim.LowPrecisionSGD` with loss scaling
+* :func:`make_optimizer`: :func:`sim.optim.build_optimizer` (SGD, Adam, AdamW wrapped in
+  :class:`sim.optim.LowPrecisionOptimizer`) with loss scaling
   (``--loss-scale dynamic`` by default: the loss is multiplied by a power of
   two before ``backward``, so that the small gradients of the emulated GEMMs do
   not underflow in an 8-bit format; a step with inf/NaN gradients is skipped
@@ -41,7 +42,7 @@ from .data import DATASETS, TensorData
 from .devices import DEVICES
 from .imagenet import FolderData
 from .models import MODELS
-from .optim import LowPrecisionSGD
+from .optim import LowPrecisionOptimizer, build_optimizer
 
 __all__ = ["LoopOptions", "FLOAT_BASELINE", "is_float_mac", "parse_loss_scale", "open_data",
            "Dist", "run_with_dist", "leave_after_distributed_run", "param_digest", "wrap",
@@ -245,11 +246,14 @@ def wrap(model, dist: Dist, device: torch.device):
         model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def make_optimizer(model, o: LoopOptions, *, no_decay=(), **fmt) -> LowPrecisionSGD:
-    """SGD with momentum and ``o``'s loss scaling; no weight decay on ``no_decay`` parameters.
+def make_optimizer(model, o: LoopOptions, *, no_decay=(), name: str = "sgd",
+                   **lowp) -> LowPrecisionOptimizer:
+    """The ``name`` optimizer (``sgd`` with momentum, ``adam``, ``adamw``) with ``o``'s loss scaling.
 
-    ``fmt`` passes the rounding of the stored weights (``fmt``, ``momentum_fmt``,
-    ``rounding``, ``rbits``) to :class:`LowPrecisionSGD` (default float32).
+    Learning rate, momentum and weight decay come from ``o``; no weight decay on
+    the ``no_decay`` parameters. ``lowp`` passes ``betas`` and the rounding of
+    the stored weights and state (``fmt``, ``state_fmt``, ``rounding``, ``rbits``,
+    ``kahan``, ``master``) to :func:`sim.optim.build_optimizer` (default float32).
     """
     scale, dynamic = parse_loss_scale(o.loss_scale)
     skip = {id(p) for p in no_decay}
@@ -258,8 +262,9 @@ def make_optimizer(model, o: LoopOptions, *, no_decay=(), **fmt) -> LowPrecision
     rest = [p for p in params if id(p) in skip]
     if rest:
         groups.append(dict(params=rest, weight_decay=0.0))
-    return LowPrecisionSGD(groups, o.lr, o.momentum, o.weight_decay, seed=o.seed,
-                           loss_scale=scale, dynamic_loss_scale=dynamic, **fmt)
+    return build_optimizer(groups, name, lr=o.lr, momentum=o.momentum,
+                           weight_decay=o.weight_decay, seed=o.seed, loss_scale=scale,
+                           dynamic_loss_scale=dynamic, **lowp)
 
 
 def cosine_schedule(opt, o: LoopOptions, total_steps: int):
@@ -307,7 +312,7 @@ def evaluate(model, data, dist: Dist, device, bar=None) -> tuple[float, float, f
 
 
 class TrainingLoop:
-    """Epochs of SGD on ``model`` (one rank's share of ``data``), each followed by an evaluation.
+    """Epochs of training steps on ``model`` (one rank's share of ``data``), each followed by an evaluation.
 
     A step: forward on the (DDP-wrapped) model, cross-entropy, ``backward`` of
     the scaled loss, an optional gradient-norm clip (``grad_clip``, on the
@@ -316,7 +321,7 @@ class TrainingLoop:
     :meth:`after_step`. :meth:`run` returns one row per epoch.
     """
 
-    def __init__(self, model, data, opt: LowPrecisionSGD, *, dist: Dist, device, epochs: int,
+    def __init__(self, model, data, opt: LowPrecisionOptimizer, *, dist: Dist, device, epochs: int,
                  sched=None, progress: bool = False, grad_clip: float | None = None,
                  epoch_offset: int = 0, title: str = "epoch"):
         self.model, self.data, self.opt, self.sched = model, data, opt, sched

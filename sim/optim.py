@@ -48,13 +48,15 @@ from ref.codec import QUANTIZE_ROUNDINGS
 
 from .seeds import Stream, derive_seed
 
-__all__ = ["LowPrecisionOptimizer", "LowPrecisionSGD", "build_optimizer", "OPTIMIZERS"]
+__all__ = ["LowPrecisionOptimizer", "LowPrecisionSGD", "build_optimizer", "OPTIMIZERS",
+           "check_opt_format"]
 
 #: Optimizer names of :func:`build_optimizer`.
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
-def _check_fmt(fmt, what: str) -> ref.FloatFormat:
+def check_opt_format(fmt, what: str = "weight") -> ref.FloatFormat:
+    """``fmt`` parsed, if parameters (float32 tensors) can hold its values; else ValueError."""
     fmt = ref.parse_format(fmt)
     # Parameters stay float32 tensors: every value of fmt must be a float32.
     if fmt.precision > 24 or fmt.emax > 127 or fmt.emin - fmt.man_bits < -149:
@@ -102,8 +104,8 @@ class LowPrecisionOptimizer(torch.optim.Optimizer):
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
         super().__init__(self.params, {})
         self.optimizer = optimizer
-        self.fmt = _check_fmt(fmt, "weight")
-        self.state_fmt = _check_fmt(state_fmt, "state") if state_fmt is not None else self.fmt
+        self.fmt = check_opt_format(fmt, "weight")
+        self.state_fmt = check_opt_format(state_fmt, "state") if state_fmt is not None else self.fmt
         self.rounding, self.rbits = rounding, (rbits if rounding == "sr" else None)
         self.seed, self.kahan, self.master = int(seed), bool(kahan), bool(master)
         self.loss_scale = float(loss_scale)

@@ -125,3 +125,29 @@ def test_cli_mac_smoke_and_errors(data_dir, tmp_path, capsys):
 @pytest.mark.parametrize("spec", [None, "fp32"])
 def test_mac_float_means_no_emulation(spec):
     assert AdaQatOptions(mac=spec).mac_config is None
+
+
+def test_emulated_depthwise_conv_keeps_groups_and_padding_mode():
+    """QuantLayer runs its GEMMs through the layers' public emulate(): a depthwise conv with
+    reflect padding gives the bits of sim.QConv2d with the same options (not zero padding)."""
+    import sim
+
+    torch.manual_seed(1)
+    dw = nn.Conv2d(4, 4, 3, padding=1, groups=4, padding_mode="reflect")
+    model = qat_model(nn.Sequential(nn.Conv2d(1, 4, 1), nn.ReLU(), dw, nn.ReLU(), nn.Flatten(),
+                                    nn.Linear(4 * 5 * 5, 3)), BitState(4, 4), first_last_bits=None)
+    x = torch.randn(2, 1, 5, 5)
+    model(x)
+    set_mac(model, "e5m2:e6m5:rn")
+    lay = quant_layers(model)[1]
+    h = torch.relu(model[0](x)).detach()
+    with torch.no_grad():
+        y = lay(h)
+        qx, qw = lay.aq(h, 4), lay.wq(dw.weight, 4)
+        outs = {}
+        for mode in ("reflect", "zeros"):
+            q = sim.QConv2d(4, 4, 3, padding=1, groups=4, padding_mode=mode, config="e5m2:e6m5:rn")
+            q.weight.copy_(qw)
+            q.bias.copy_(dw.bias)
+            outs[mode] = q.eval()(qx)
+    assert torch.equal(y, outs["reflect"]) and not torch.equal(y, outs["zeros"])

@@ -215,6 +215,38 @@ CONTRADICTIONS = [
     ["report", "--sizes", ",,", "--no-build"],
     ["report", "--start", "3x7", "--no-build"],
     ["demo", "--backend", "fast"],
+    # training: options of emulated GEMMs with float layers, the recipe, the optimizer, data
+    ["train", "--mac", "fp32", "--quant-weight", "sr:4"],         # must not drop the quantizer
+    ["train", "--quant-act", "e4m3:rn"],                          # no --mac: float layers
+    ["train", "--mac", "fp32", "--mac-bwd-input", "e5m2:fp16:rn"],
+    ["train", "--quant-out", "e4m3:rn,e5m2:rn"],
+    ["train", "--mac", "e5m2:e6m5:rn", "--quant-out", "e4m3"],    # no rounding
+    ["train", "--mac", "e5m2:e6m5:rn", "--quant-out", "sr:4"],    # no format
+    ["train", "--mac", "e5m2:e6m5:rn", "--quant-out", "none,none"],
+    ["train", "--mac", "e5m2:e6m5:rn", "--quant-out", "e4m3:rn,e5m2:rn,e5m2:rn"],
+    ["train", "--recipe", "fp8", "--mac", "e5m2:e6m5:rn"],
+    ["train", "--recipe", "fp8", "--in", "e5m2"],
+    ["train", "--recipe", "fp8", "--quant-act", "e4m3:sr:4"],
+    ["train", "--recipe", "fp8", "--mac-bwd-weight", "e5m3:fp16:rn"],
+    ["train", "--recipe", "fp8", "--rounding", "rn", "--rbits", "4"],
+    ["train", "--recipe", "fp8", "--acc", "e99m1"],
+    ["train", "--optimizer", "adam", "--momentum", "0.8"],
+    ["train", "--betas", "0.9,0.99"],                            # sgd has no betas
+    ["train", "--optimizer", "adam", "--betas", "0.9"],
+    ["train", "--optimizer", "adamw", "--betas", "0.9,1.5"],
+    ["train", "--opt-rbits", "8"],                               # with --opt-rounding rn
+    ["train", "--opt-rounding", "sr"],                           # no --opt-rbits
+    ["train", "--opt-kahan", "--opt-master", "--opt-fmt", "bf16"],
+    ["train", "--opt-master"],                                   # the weights are fp32 already
+    ["train", "--momentum", "0", "--opt-state-fmt", "bf16"],     # no state to store
+    ["train", "--opt-state-fmt", "e9m30"],
+    ["train", "--image-size", "64"],                             # Fashion-MNIST
+    ["train", "--workers", "2"],
+    ["train", "--model", "resnet18"],                            # an ImageNet model
+    ["adaqat", "--model", "resnet20", "--image-size", "32"],
+    ["train-table", "--recipe", "fp8", "--macs", "rn"],
+    ["train-table", "--recipe", "fp8", "--macs", "e4m3:e6m5:rn"],
+    ["train-table", "--models", "mlp", "--macs", "e5m2:e6m5:rn", "--quant-out", "e4m3"],
 ]
 
 

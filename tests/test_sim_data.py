@@ -58,3 +58,20 @@ def test_missing_dataset_cli(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and "dataset-fashion-mnist" in err
+
+
+def test_32x32_models_read_fashion_mnist_padded_with_background(data_dir):
+    import torch
+
+    from sim.data import MEAN, STD, TensorData
+    from sim.loop import open_data
+    from sim.train import TrainOptions
+
+    small = TensorData(TrainOptions(data_dir=str(data_dir)))
+    big = open_data(TrainOptions(model="resnet20", data_dir=str(data_dir)))
+    assert small.input_shape == (1, 1, 28, 28) and big.input_shape == (1, 1, 32, 32)
+    assert big.xtr.shape[1:] == (1, 32, 32) and big.xte.shape[1:] == (1, 32, 32)
+    assert torch.equal(big.xtr[:, :, 2:30, 2:30], small.xtr)
+    border = big.xtr.clone()
+    border[:, :, 2:30, 2:30] = (0.0 - MEAN) / STD
+    assert torch.all(border == (0.0 - MEAN) / STD)  # a black (0) pixel, as the images' own edges

@@ -112,3 +112,48 @@ def test_cli_bad_list(capsys):
     assert main(["train-table", "--seeds", "x"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "int" in err
+
+
+def test_fp8_recipe_grid_rows_carry_their_backward_macs(tmp_path):
+    """--recipe fp8: each emulated row is sim.fp8_config(acc, rounding); fp32 stays float."""
+    import sim
+    from ref.cli import build_parser
+    from sim.cli import train_options
+    from sim.table import FP8_MACS, default_macs, split_recipe_mac
+
+    assert default_macs("fp8") == list(FP8_MACS) and FP8_MACS[0] == "fp32"
+    spec = TableSpec(tmp_path, models=["mlp"], macs=["fp32", "e6m5:rn", "fp16:sr_eager:4"],
+                     seeds=[0, 1], base=TrainOptions(epochs=2, quant_out="e4m3:rn,e5m2:rn"),
+                     recipe="fp8")
+    runs = spec.runs()
+    assert runs[0].is_float and runs[0].quant_out is None and runs[0].quant_grad == "rn"
+    for o in runs[1:3]:
+        acc, rounding = split_recipe_mac({"e4m3:e6m5:rn": "e6m5:rn"}.get(o.mac, "fp16:sr_eager:4"))
+        assert o.layer_config() == sim.fp8_config(acc, rounding)
+        assert o.quant_out == "e4m3:rn,e5m2:rn"
+    assert runs[2].out.endswith("mlp/fp8-fp16-sr-eager-4/s0")
+    rows = aggregate(run_table(spec, progress=False, train=_fake_train([])))
+    assert [r["bwd_macs"] for r in rows] == ["", "e5m3:e6m5:rn", "e5m3:e5m10:sr_eager:4"]
+    md = markdown(rows)
+    assert "| MAC | backward MACs |" in md and "| `e4m3:e6m5:rn` | `e5m3:e6m5:rn` |" in md
+    parser = build_parser()
+    for r, o in zip(rows, runs, strict=False):
+        cmd = r["command"].replace("--seed S", "--seed 0")
+        assert ("--recipe fp8" in cmd) == (not o.is_float), cmd
+        again = train_options(parser.parse_args(cmd.split()[1:]))
+        assert result_key(again) == result_key(o), cmd
+    with pytest.raises(ValueError, match="ACC:ROUNDING"):
+        TableSpec(tmp_path, macs=["rn"], recipe="fp8")
+
+
+def test_train_table_cli_grid_with_bwd_macs_in_each_command(data_dir, tmp_path, capsys):
+    out = tmp_path / "fp8"
+    rc = main(["train-table", "--models", "mlp", "--recipe", "fp8", "--macs", "fp32,e6m5:rn",
+               "--seeds", "0", "--epochs", "1", "--hidden", "4", "--batch-size", "16",
+               "--limit-train", "16", "--data-dir", str(data_dir), "--out", str(out),
+               "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "--recipe fp8 --acc e6m5 --rounding rn" in text
+    assert "| mlp | `e4m3:e6m5:rn` | `e5m3:e6m5:rn` | 1 |" in text
+    assert (out / "mlp" / "fp8-e6m5-rn" / "s0" / "summary.json").exists()

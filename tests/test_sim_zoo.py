@@ -60,3 +60,18 @@ def test_resnet20_trains_a_step_in_fp8():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in q.parameters())
     opt.step()
     assert all(not torch.equal(a, b) for a, b in zip(before, q.parameters(), strict=True))
+
+
+def test_adaqat_runs_resnet20_on_padded_fashion_mnist(data_dir, tmp_path):
+    import csv
+
+    from ref.cli import main
+
+    out = tmp_path / "a"
+    assert main(["adaqat", "--model", "resnet20", "--width", "0.125", "--fixed", "4/4",
+                 "--epochs", "1", "--limit-train", "16", "--limit-test", "8", "--batch-size", "16",
+                 "--data-dir", str(data_dir), "--out", str(out), "--no-progress"]) == 0
+    layers = list(csv.DictReader(open(out / "layers.csv")))
+    assert len(layers) == 22  # 21 convs and the classifier, all quantized
+    assert int(layers[0]["macs"]) == 32 * 32 * 9 * 2  # the stem sees 32x32 inputs (width 1/8: 2)
+    assert layers[0]["w_bits"] == layers[-1]["w_bits"] == "8" and layers[1]["w_bits"] == "4"

@@ -12,8 +12,14 @@ Examples::
 
 from __future__ import annotations
 
-from ..cli import add_training_mac_arguments, training_mac
-from ..models import MODELS, model_names
+from ..cli import (
+    add_data_arguments,
+    add_training_mac_arguments,
+    loop_options,
+    model_help,
+    training_mac,
+)
+from ..models import MODELS
 
 _EXAMPLES = """\
 examples:
@@ -22,6 +28,7 @@ examples:
   srmac adaqat --model cnn --fixed 4/4 --epochs 3          # fixed-width QAT baseline
   srmac adaqat --model cnn --fixed 4/4 --mac e5m2:e6m5:sr_eager:4 --epochs 1 --limit-train 2000
   srmac adaqat --model resnet-small --pretrain-epochs 2 --per-layer --bit-every 4
+  srmac adaqat --model resnet20 --width 0.5 --fixed 4/4 --epochs 1 --limit-train 2000
 """
 
 
@@ -43,12 +50,9 @@ def register(sub) -> None:
         epilog=_EXAMPLES,
     )
     p.add_argument("--model", choices=tuple(MODELS), default="cnn",
-                   help=", ".join(model_names("fashion-mnist")) + ": --dataset fashion-mnist; "
-                        + ", ".join(model_names("imagenet")) + ": --dataset imagenet; the "
-                        "mlp needs --depth 2 (or --first-last-bits 0) to have a width to learn "
-                        "[default: cnn]")
-    p.add_argument("--dataset", choices=("fashion-mnist", "imagenet"), default="fashion-mnist",
-                   help="imagenet: --data-dir DIR with train/<class>/ and val/<class>/ images")
+                   help=model_help("cnn") + "; the mlp needs --depth 2 (or --first-last-bits "
+                        "0) to have a width to learn")
+    add_data_arguments(p, channels_help="CNN/resnet-small base channels [default: 8]")
     p.add_argument("--lambda", dest="lam", type=float, default=0.01,
                    help="weight of the hardware cost (BitOPs per MAC) [default: 0.01]")
     p.add_argument("--epochs", type=int, default=2, help="QAT epochs (exploration + fine-tuning)")
@@ -90,20 +94,6 @@ def register(sub) -> None:
                         "inf/NaN gradients, double after 200 good steps) [default: dynamic]")
     p.add_argument("--batch-size", type=int, default=64, help="global batch (all ranks)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit-train", type=int, default=None, help="use the first N training samples")
-    p.add_argument("--limit-test", type=int, default=None, help="use the first N test samples")
-    p.add_argument("--hidden", type=int, default=256, help="MLP hidden width [default: 256]")
-    p.add_argument("--depth", type=int, default=1, help="MLP hidden layers [default: 1]")
-    p.add_argument("--channels", type=int, default=8,
-                   help="CNN/resnet-small base channels [default: 8]")
-    p.add_argument("--width", type=float, default=1.0,
-                   help="resnet18/mobilenet-v2 width multiplier [default: 1.0]")
-    p.add_argument("--image-size", type=int, default=224,
-                   help="imagenet crop size in pixels [default: 224]")
-    p.add_argument("--workers", type=int, default=4,
-                   help="imagenet image-decoding processes per rank [default: 4]")
-    p.add_argument("--data-dir", default=None,
-                   help="Fashion-MNIST IDX folder, or the imagenet root (train/, val/)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--out", default=None, help="output folder [default: build/adaqat/...]")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -114,10 +104,7 @@ def _adaqat(args) -> int:
     from ..loop import leave_after_distributed_run
     from .train import AdaQatOptions, run
 
-    fields = AdaQatOptions.__dataclass_fields__
-    o = AdaQatOptions(**{k: v for k, v in vars(args).items() if k in fields})
     mac = training_mac(args)
-    o.mac = None if mac == "fp32" else mac
-    summary = run(o)
+    summary = run(loop_options(args, AdaQatOptions, mac=None if mac == "fp32" else mac))
     leave_after_distributed_run(summary.get("world_size", 1))
     return 0
