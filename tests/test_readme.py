@@ -65,6 +65,10 @@ def test_readme_command_parses(argv, capsys):
         return
     args = parser.parse_args(argv)  # SystemExit (2) on an unknown option or a bad choice
     assert args.func is not None
+    if argv[0] == "train":  # and the options together are accepted (no contradiction)
+        from sim.cli import train_options
+
+        train_options(args).validate()
     if argv[0] in CHEAP and "--sweep" not in argv:
         assert main(argv) == 0, capsys.readouterr().err
 
