@@ -20,10 +20,10 @@ import pytest
 pytest.importorskip("numba")
 
 import ref  # noqa: E402
-from ref.codec import unpack  # noqa: E402
 from ref import fast, prng  # noqa: E402
 from ref.backend import NumpyOps  # noqa: E402
 from ref.chain import matmul_reference  # noqa: E402
+from ref.codec import unpack  # noqa: E402
 from ref.config import MacConfig  # noqa: E402
 from ref.fast.plan import decode_operand, decode_table  # noqa: E402
 from ref.fast.prologue import prologue, seed_hash  # noqa: E402

@@ -1,11 +1,14 @@
 """Fast emulated GEMM: the same codes as :func:`ref.chain.matmul_reference`, compiled.
 
 :func:`matmul` takes the reference's arguments (checked by the same
-:func:`ref.chain.prepare`), decodes each operand matrix once with the
-reference's own :func:`ref.codec.unpack`, and runs the MAC chains in numba
-kernels: tiles of one output row by ``JB`` columns in parallel on all cores,
-the tile's accumulators resident while ``k`` advances, random words generated
-in the kernel from each PE's xorshift32 state.
+:func:`ref.chain.prepare`); a compiled prologue (:mod:`ref.fast.prologue`)
+decodes each operand matrix from the format's decode table (the reference's
+own :func:`ref.codec.unpack` of every code) and seeds the PEs' generators
+with :mod:`ref.prng`'s rule; then numba kernels run the MAC chains over tiles
+of one output row by ``JB`` columns, the tile's accumulators resident while
+``k`` advances, random words generated in the kernel from each PE's
+xorshift32 state. Both steps run on all cores: the calling thread and a pool
+of worker threads kept between calls (:func:`_spread`).
 
 Two CPU kernels give the same codes:
 
@@ -34,8 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..backend import is_torch
 from .. import prng
+from ..backend import is_torch
 from ..chain import matmul_reference, prepare
 from ..config import MacConfig
 from . import layout as L
@@ -122,7 +125,8 @@ def threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-#: Below this many MACs one thread does the whole product (thread start-up costs more).
+#: Below this many MACs the calling thread does the whole product (handing parts to the
+#: worker threads costs more).
 MIN_PARALLEL_MACS = 1 << 16
 
 
