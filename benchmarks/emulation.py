@@ -205,12 +205,16 @@ def _fmt_row(r):
             f"{r['peak_bytes'] / 2**20:,.2f} | {r['peak_over_io']:.1f} |")
 
 
-def markdown(rows, device):
+def markdown(rows, device, load=None):
+    """The rows as a markdown table; ``load``: the 1-minute load averages at the start and the
+    end of the run (other jobs on a shared machine), shown in the header line."""
     head = [
         f"Device: {device} ({_device_name(device)}), "
         f"{rows[0]['threads'] if rows else '?'} thread(s), "
         f"torch {torch.__version__}, numpy {np.__version__}, "
-        f"numba {_numba_version()}, python {platform.python_version()}.",
+        f"numba {_numba_version()}, python {platform.python_version()}."
+        + (f" Load average (1 min) {load[0]:.2f} at the start, {load[1]:.2f} at the end."
+           if load else ""),
         "",
         "| config | GEMM | M x K x N | backend | emulated M MAC/s | torch.mm f32 G MAC/s | ratio | "
         "emulated M MAC/cpu-s | torch.mm G MAC/cpu-s | ratio (CPU time) | peak MiB | "
@@ -263,6 +267,14 @@ def _device_name(device):
     return f"{name}, {os.cpu_count()} CPUs"
 
 
+def _load():
+    """The 1-minute load average (nan where the system has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return float("nan")
+
+
 def _numba_version():
     try:
         import numba
@@ -308,6 +320,7 @@ def main(argv=None):
                   "e.g. 256x256x256", file=sys.stderr)
             return 2
     repeat = 1 if args.quick else args.repeat
+    load0 = _load()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.suite == "gpu":
@@ -323,7 +336,7 @@ def main(argv=None):
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
         w.writerows(rows)
-    (out / "emulation.md").write_text(markdown(rows, args.device))
+    (out / "emulation.md").write_text(markdown(rows, args.device, (load0, _load())))
     print(f"wrote {out / 'emulation.csv'} and {out / 'emulation.md'}")
     return 0
 

@@ -48,12 +48,15 @@ def matmul_bytes(cfg: MacConfig, M: int, K: int, N: int, with_rand: bool = False
             + (_RAND_BYTES * M * N * K if with_rand else 0))
 
 
-def prepare(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None):
+def prepare(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=None,
+            seed_states: bool = True):
     """Check :func:`matmul_reference`'s arguments (shared with :mod:`ref.fast`).
 
     Returns ``(ops, A, B, z, rand, gen)``: int64 code arrays, the (M, N)
     initial accumulator codes, the checked random words (or None) and the
-    (M, N) generator states (None unless SR without ``rand``).
+    (M, N) generator states (None unless SR without ``rand``). With
+    ``seed_states=False`` the states that would come from ``seed`` are left
+    None too (the CPU kernels seed them themselves, :mod:`ref.fast.prologue`).
     """
     cfg = check_config(cfg, "ref.matmul")
     seed = prng.check_seed(seed)
@@ -93,7 +96,7 @@ def prepare(A, B, cfg: MacConfig, C=None, *, seed: int = 0, rand=None, state=Non
     if cfg.is_sr and rand is None:
         if state is not None:
             gen = prng.check_states(ops, state, (M, N))
-        else:
+        elif seed_states:
             ii = ops.reshape(ops.arange(M), (M, 1))
             jj = ops.reshape(ops.arange(N), (1, N))
             gen = prng.seed_state(ops, seed, ii, jj)

@@ -36,6 +36,8 @@ __all__ = [
     "check_states",
     "seed_state",
     "seed_state_int",
+    "seed_words",
+    "seed_hash",
     "step",
     "step_int",
     "Xorshift32",
@@ -55,20 +57,33 @@ _M2 = 0x846CA68B
 _NONZERO = 0x6D2B79F5  # replaces a zero hash
 
 
-def _mul32(x, c: int):
-    """(x * c) mod 2**32 for 0 <= x < 2**32 without int64 overflow (16-bit split)."""
-    lo = (x * (c & 0xFFFF)) & MASK32
-    hi = ((x * (c >> 16)) & 0xFFFF) << 16
-    return (lo + hi) & MASK32
-
-
 def _mix(h):
-    """The 32-bit avalanche mix (a bijection of 32-bit words, 0 -> 0), arrays or ints."""
+    """The 32-bit avalanche mix (a bijection of 32-bit words, 0 -> 0).
+
+    Plain operators only, so one definition serves Python ints, int64 NumPy /
+    torch arrays (a product of two 32-bit values wraps modulo 2**64, which
+    keeps its low 32 bits exact) and the compiled kernels (``ref.fast`` binds
+    it to numba).
+    """
     h = h ^ (h >> 16)
-    h = _mul32(h, _M1)
+    h = (h * _M1) & MASK32
     h = h ^ (h >> 15)
-    h = _mul32(h, _M2)
+    h = (h * _M2) & MASK32
     return h ^ (h >> 16)
+
+
+def seed_hash(base, key, i, j):
+    """The seeding rule on the seed's words (:func:`seed_words`) and ``i``, ``j`` in 0..2**32-1.
+
+    Plain operators only, like :func:`_mix`: Python ints, int64 arrays (``i``,
+    ``j`` broadcast; not NumPy scalars, whose wrapping multiply warns) and
+    numba (:mod:`ref.fast.prologue` compiles this source). A zero hash becomes
+    ``0x6D2B79F5`` (xorshift never leaves 0).
+    """
+    h = _mix((base + i * _K_I + j * _K_J) & MASK32)
+    if key:
+        h = _mix(h ^ key)
+    return h + (h == 0) * _NONZERO
 
 
 def check_seed(seed) -> int:
@@ -88,8 +103,9 @@ def check_seed(seed) -> int:
     return s
 
 
-def _seed_words(seed) -> tuple[int, int]:
-    """``(low word times _K_SEED mod 2**32, key of the high word or 0)`` of a checked seed."""
+def seed_words(seed) -> tuple[int, int]:
+    """``(base, key)``: the seed's low word times ``K_SEED`` mod 2**32, and the mix of its
+    high word (0 below 2**32); checked by :func:`check_seed`. :func:`seed_hash` takes them."""
     s = check_seed(seed)
     hi = s >> 32
     return ((s & MASK32) * _K_SEED) & MASK32, (_mix(hi) if hi else 0)
@@ -103,22 +119,18 @@ def seed_state(ops, seed: int, i, j):
     mix(hi))`` with ``hi`` its high 32 bits; a zero ``h`` becomes
     ``0x6D2B79F5``. ``i`` and ``j`` are reduced mod ``2**32``.
     """
-    base, key = _seed_words(seed)  # Python ints: no overflow
-    h = (base + _mul32(ops.asint(i) & MASK32, _K_I) + _mul32(ops.asint(j) & MASK32, _K_J)) & MASK32
-    h = _mix(h)
-    if key:
-        h = _mix(h ^ key)
-    return ops.where(h == 0, _NONZERO, h)
+    base, key = seed_words(seed)  # Python ints: no overflow
+    i, j = ops.asint(i) & MASK32, ops.asint(j) & MASK32
+    if not (len(i.shape) or len(j.shape)):  # NumPy scalars would warn on the wrapping multiply
+        return ops.asint(seed_hash(base, key, int(i), int(j)))
+    i, j = (x if len(x.shape) else ops.reshape(x, (1,)) for x in (i, j))
+    return seed_hash(base, key, i, j)
 
 
 def seed_state_int(seed: int, i: int = 0, j: int = 0) -> int:
     """Scalar :func:`seed_state` in plain Python integers (used by ``hwgen/``)."""
-    base, key = _seed_words(seed)
-    h = (base + (operator.index(i) & MASK32) * _K_I + (operator.index(j) & MASK32) * _K_J) & MASK32
-    h = _mix(h)
-    if key:
-        h = _mix(h ^ key)
-    return h or _NONZERO
+    base, key = seed_words(seed)
+    return seed_hash(base, key, operator.index(i) & MASK32, operator.index(j) & MASK32)
 
 
 def check_states(ops, state, shape, what: str = "state"):

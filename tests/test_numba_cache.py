@@ -79,3 +79,13 @@ def test_digest_follows_the_kernel_sources(tmp_path, monkeypatch):
     body = tmp_path / "macbody.py"
     body.write_text(body.read_text() + "\n# edited\n")
     assert numba_cache.source_digest() != d0
+
+
+def test_digest_follows_the_seeding_rule(tmp_path, monkeypatch):
+    """ref/prng.py's seeding rule is compiled into the prologue: editing it changes the folder."""
+    prng = tmp_path / "prng.py"
+    prng.write_bytes(numba_cache._COMPILED_ELSEWHERE[0].read_bytes())
+    monkeypatch.setattr(numba_cache, "_COMPILED_ELSEWHERE", (prng,))
+    d0 = numba_cache.source_digest()
+    prng.write_text(prng.read_text() + "\n# edited\n")
+    assert numba_cache.source_digest() != d0

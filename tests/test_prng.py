@@ -260,3 +260,31 @@ def test_full_period_2_32_minus_1():
         w = g.next_word()
         assert w != 0 and w not in seen
         seen.add(w)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_seed_state_of_scalars_and_mixed_shapes(backend):
+    """Scalar i and j, one scalar and one vector, large and negative indices (reduced mod
+    2**32): the scalar rule, and no overflow warning from a wrapping NumPy multiply."""
+    import warnings
+
+    ops = NumpyOps() if backend == "numpy" else TorchOps()
+    as_list = (lambda x: np.asarray(x).tolist()) if backend == "numpy" else (lambda x: x.tolist())
+    big = [0, 1, 2**31 - 1, 2**31, M32 - 1, M32]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for seed in [0, 5, M32, 2**32 + 1, 2**64 - 1]:
+            for i in big + [-1, -(2**31)]:
+                assert as_list(prng.seed_state(ops, seed, i, M32)) == \
+                    prng.seed_state_int(seed, i, M32)
+            got = prng.seed_state(ops, seed, ops.asint(big), M32 - 2)
+            assert as_list(got) == [prng.seed_state_int(seed, i, M32 - 2) for i in big]
+            got = prng.seed_state(ops, seed, 2**31 + 3, ops.asint(big))
+            assert as_list(got) == [prng.seed_state_int(seed, 2**31 + 3, j) for j in big]
+
+
+def test_seed_hash_is_the_rule_and_never_zero():
+    """seed_hash on seed_words is seed_state_int; a zero hash becomes 0x6D2B79F5."""
+    assert prng.seed_hash(0, 0, 0, 0) == 0x6D2B79F5  # mix(0) = 0
+    for seed, i, j in [(1, 2, 3), (2**40 + 9, 7, M32), (2**64 - 1, M32, 0)]:
+        assert prng.seed_hash(*prng.seed_words(seed), i, j) == prng.seed_state_int(seed, i, j)

@@ -9,10 +9,11 @@ with ``cache=True`` into :func:`cache_dir` instead:
 * else ``$XDG_CACHE_HOME/srmac/numba/<digest>`` (``~/.cache/srmac/numba/<digest>``
   when ``XDG_CACHE_HOME`` is unset or not absolute).
 
-``<digest>`` is a hash of the kernel sources (every ``ref/fast/*.py``). numba
-checks only the file that defines a cached function, but the MAC bodies live
-in :mod:`ref.fast.macbody`: keying the folder by all the sources means an
-edited body is never served from a stale cache. The folder setting applies to
+``<digest>`` is a hash of the kernel sources (every ``ref/fast/*.py``, and
+``ref/prng.py``, whose seeding rule the prologue compiles). numba checks only
+the file that defines a cached function, but the MAC bodies live in
+:mod:`ref.fast.macbody`: keying the folder by all the sources means an edited
+body is never served from a stale cache. The folder setting applies to
 srmac's own functions only (numba reads ``config.CACHE_DIR`` when a function is
 decorated); other numba users in the process keep their own setting.
 """
@@ -29,12 +30,15 @@ import numba as nb
 __all__ = ["cache_dir", "njit", "source_digest", "CACHE_USABLE"]
 
 _HERE = Path(__file__).resolve().parent
+#: Sources outside ref/fast/ that the kernels compile: the seeding rule (ref.fast.prologue).
+_COMPILED_ELSEWHERE = (_HERE.parent / "prng.py",)
 
 
 def source_digest() -> str:
-    """12 hex digits of SHA-256 over the kernel sources (``ref/fast/*.py``, sorted by name)."""
+    """12 hex digits of SHA-256 over the kernel sources (``ref/fast/*.py`` sorted by name,
+    then ``ref/prng.py``)."""
     h = hashlib.sha256()
-    for path in sorted(_HERE.glob("*.py")):
+    for path in [*sorted(_HERE.glob("*.py")), *_COMPILED_ELSEWHERE]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
