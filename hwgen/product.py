@@ -77,7 +77,6 @@ class ProductStage(wiring.Component):
 
         sig_a, e_a, zero_a = fields(self.a)
         sig_b, e_b, zero_b = fields(self.b)
-        m.d.comb += [mul.a.eq(sig_a), mul.b.eq(sig_b)]
         special = ua.is_nan | ua.is_inf | ub.is_nan | ub.is_inf
         nan = ua.is_nan | ub.is_nan | (ua.is_inf & zero_b) | (ub.is_inf & zero_a)
         out = self.product
@@ -89,6 +88,13 @@ class ProductStage(wiring.Component):
             out.nan.eq(nan),
             out.inf.eq((ua.is_inf | ub.is_inf) & ~nan),
         ]
+        # floor(log2 |a*b|) = E_a + E_b - 2 (bias + man) + (pp - 1) - lzc(product)
+        lead = (pp - 1) - 2 * (fi.bias + man)
+        if self.datapath == "dual":
+            self._dual(m, sig_a, e_a, sig_b, e_b, zero, lead)
+            return m
+
+        m.d.comb += [mul.a.eq(sig_a), mul.b.eq(sig_b)]
         # Normalise: a general leading-zero count with subnormal inputs; without them
         # the product of two normal significands needs at most a 1-bit shift.
         if fi.subnormals:
@@ -100,25 +106,49 @@ class ProductStage(wiring.Component):
             sig_n, lzc = Mux(top, mul.prod, mul.prod << 1)[:pp], ~top
         e_sum = Signal(ew, name="e_sum")
         m.d.comb += e_sum.eq(e_a + e_b)
-        # floor(log2 |a*b|) = E_a + E_b - 2 (bias + man) + (pp - 1) - lzc(product)
-        lead = (pp - 1) - 2 * (fi.bias + man)
-        if self.datapath == "single":
-            m.d.comb += [out.sig.eq(sig_n), out.exp.eq(e_sum - lzc + lead)]
-            return m
+        m.d.comb += [out.sig.eq(sig_n), out.exp.eq(e_sum - lzc + lead)]
+        return m
 
-        d = DualParams(cfg)
-        pa = d.precision
+    def _dual(self, m, sig_a, e_a, sig_b, e_b, zero, lead: int):
+        """The product in grid form, its exponent computed beside the multiplier.
+
+        Each significand is normalised first (a short leading-zero count of one operand),
+        so the product of the two has its leading one at bit ``pp - 1`` or ``pp - 2``
+        (``t``, its top bit), and its exponent ``x + t`` comes from the codes alone:
+        ``t`` only picks between precomputed candidates, never waits in an adder.
+        """
+        cfg = self.cfg
+        fi, acc = cfg.in_fmt, cfg.acc_fmt
+        ew = MacParams(cfg).exp_width
+        p, pp, man = fi.precision, 2 * fi.precision, fi.man_bits
+        mul = m.submodules.mul
+        if fi.subnormals:
+            m.submodules.norm_a = na = Normaliser(p)
+            m.submodules.norm_b = nb = Normaliser(p)
+            m.d.comb += [na.value.eq(sig_a), nb.value.eq(sig_b)]
+            m.d.comb += [mul.a.eq(na.out), mul.b.eq(nb.out)]
+            lz = na.lzc + nb.lzc
+        else:
+            m.d.comb += [mul.a.eq(sig_a), mul.b.eq(sig_b)]
+            lz = 0
+        t = mul.prod[pp - 1]
+        sig_n = Mux(t, mul.prod, mul.prod << 1)[:pp]
+        # biased exponent of the product = x + t (lzc(product) = lz_a + lz_b + 1 - t)
+        x = Signal(signed(ew + 2), name="e_biased_m")
+        m.d.comb += x.eq(e_a + e_b - lz + (lead + acc.bias - 1))
+        pa = DualParams(cfg).precision
         top_sig = Cat(Const(0, pa - pp), sig_n)  # leading one at the accumulator's hidden bit
-        biased = Signal(signed(ew + 1), name="e_biased")
-        m.d.comb += biased.eq(e_sum - lzc + (lead + acc.bias))
-        # Below 2**emin: shift onto the subnormal grid (exact: every product lies on it).
+        out = self.product
+        # Below 2**emin (biased < 1): shift onto the subnormal grid (exact: every product
+        # lies on it), by 1 - biased.
+        below = Signal(name="below_emin")
+        m.d.comb += below.eq(Mux(t, x < 0, x < 1))
         lowest = 2 * (fi.emin - (man if fi.subnormals else 0))  # smallest floor(log2)
         max_shift = max(0, 1 - (lowest + acc.bias))
         if max_shift:
             amount = Signal(bits_for(max_shift), name="denorm_shift")
-            m.d.comb += amount.eq(Mux(biased < 1, 1 - biased, 0))
+            m.d.comb += amount.eq(Mux(below, Mux(t, -x, 1 - x), 0))
             m.d.comb += out.sig.eq(Mux(zero, 0, top_sig >> amount))
         else:
             m.d.comb += out.sig.eq(Mux(zero, 0, top_sig))
-        m.d.comb += out.exp.eq(Mux(zero | (biased < 1), 1, biased))
-        return m
+        m.d.comb += out.exp.eq(Mux(zero | below, 1, Mux(t, x + 1, x)))
