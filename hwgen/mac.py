@@ -149,9 +149,9 @@ class MacUnit(wiring.Component):
         MacParams(cfg).check()
         path = resolve_datapath(cfg, datapath)
         if interleave > 1 and path != "dual":
-            why = DualParams(cfg).limit() or "datapath='single' was asked for"
-            raise ValueError(f"interleave {interleave} needs the dual datapath (its loop has the "
-                             f"register boundaries), but {why}")
+            why = DualParams(cfg).limit() or "the single datapath was asked for"
+            raise ValueError(f"interleave {interleave} needs the dual datapath, which does not "
+                             f"apply: {why}; use interleave 1 (--interleave 1)")
         cuts = check_cuts(default_cuts(interleave) if cuts is None else cuts, interleave)
         return path, cuts
 
