@@ -62,7 +62,7 @@ from ref.prng import seed_state_int
 from .mac import MAX_INTERLEAVE, MAX_PIPELINE, MacUnit, phase_plus
 from .prng import Xorshift32Gen, Xorshift32Ring
 
-__all__ = ["SystolicArray", "MAX_DIM", "tile_cycles", "drain_cycles"]
+__all__ = ["SystolicArray", "MAX_DIM", "tile_cycles", "drain_cycles", "select"]
 
 #: Largest rows or cols the generator accepts (a sanity bound, not a hardware limit).
 MAX_DIM = 64
@@ -82,6 +82,16 @@ def c_in_layout(cfg: MacConfig, cols: int):
 
 def c_out_layout(cfg: MacConfig, cols: int):
     return data.StructLayout({"data": data.ArrayLayout(cfg.acc_fmt.width, cols), "last": 1})
+
+
+def select(index, values):
+    """``values[index]`` as one expression (a multiplexer chain): a continuous assignment in the
+    Verilog, which Icarus evaluates at time 0 even when no input ever changes (an ``always @*``
+    block, what a combinational ``m.Switch`` becomes, would leave its outputs X then)."""
+    out = values[0]
+    for k in range(1, len(values)):
+        out = Mux(index == k, values[k], out)
+    return out
 
 
 def tile_cycles(rows: int, cols: int, k: int, pipeline: int = 0, interleave: int = 1) -> int:
@@ -290,10 +300,7 @@ class SystolicArray(wiring.Component):
         edge_a = []
         for i in range(R):
             lane = Signal(wi, name=f"sub_a{i}")
-            with m.Switch(sub):
-                for chain in range(L):
-                    with m.Case(chain):
-                        m.d.comb += lane.eq(hold_a[i * L + chain])
+            m.d.comb += lane.eq(select(sub, [hold_a[i * L + chain] for chain in range(L)]))
             edge_a.append((issue, hold_first & issue, lane))
         edge_b = [hold_b[j] for j in range(C)]
         return edge_a, edge_b, ending & hold_last
@@ -330,10 +337,7 @@ class SystolicArray(wiring.Component):
                     # the chain a MAC issued now at PE (i, j) belongs to: it entered i + j
                     # cycles ago, in the phase of its sub-beat
                     chain = phase_plus(phase, -(i + j), L)
-                    with m.Switch(chain):
-                        for l_ in range(L):
-                            with m.Case(l_):
-                                m.d.comb += pe.c.eq(c0[i * L + l_][j])
+                    m.d.comb += pe.c.eq(select(chain, [c0[i * L + l_][j] for l_ in range(L)]))
                 if nb:
                     if L == 1:
                         gen = Xorshift32Gen(self.seed, i, j)
@@ -372,9 +376,7 @@ class SystolicArray(wiring.Component):
         full = count == L
         for j in range(C):
             col = Signal(wa, name=f"out_col{j}")
-            for i in range(R):
-                with m.If(pe_row == i):
-                    m.d.comb += col.eq(accs[i][j])
+            m.d.comb += col.eq(select(pe_row, [accs[i][j] for i in range(R)]))
             with m.If(in_output & ~full & (phase_plus(phase, -(j + self.pipeline), L) == diag)):
                 m.d.sync += buf[j].eq(col)
         transfer = Signal()

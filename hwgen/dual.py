@@ -206,15 +206,19 @@ class DualAccumulateStep(wiring.Component):
         s = SimpleNamespace(**side)
 
         # ---- the far result's exponent field: its offset picks a precomputed candidate
+        # (a multiplexer expression, not a combinational switch: see hwgen.array.select)
         e_far, ovf_far = Signal(eb, name="e_far"), Signal(name="ovf_far")
-        with m.Switch(far.offset):
-            for j in range(n_cand):
-                over = side[f"over{j}"]
-                if fn_top:
-                    over = over | (side[f"top{j}"] & (far.mant > m_max))
-                # the last candidate also takes the offsets that never occur
-                with m.Case(j) if j < n_cand - 1 else m.Default():
-                    m.d.comb += [e_far.eq(side[f"e{j}"]), ovf_far.eq(over)]
+        e_sel, o_sel = side["e0"], side["over0"]
+        if fn_top:
+            o_sel = o_sel | (side["top0"] & (far.mant > m_max))
+        for j in range(1, n_cand):
+            over = side[f"over{j}"]
+            if fn_top:
+                over = over | (side[f"top{j}"] & (far.mant > m_max))
+            # the last candidate also takes the offsets that never occur
+            hit = far.offset == j if j < n_cand - 1 else far.offset >= j
+            e_sel, o_sel = Mux(hit, side[f"e{j}"], e_sel), Mux(hit, over, o_sel)
+        m.d.comb += [e_far.eq(e_sel), ovf_far.eq(o_sel)]
         flush_far = s.at_emin & (far.offset == 0)  # below 2**emin only from an addition at emin
 
         # ---- select and encode
