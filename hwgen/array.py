@@ -31,7 +31,8 @@ cycles into a row buffer before they leave on ``c_out``.
 A tile runs in four phases (named states of one ``m.FSM()``, no overlap, the simplest
 correct design):
 
-1. LOAD: R*L beats of ``c_in`` (row q of C0 each) into per-PE preload registers;
+1. LOAD: R*L beats of ``c_in`` (row q of C0 each): into per-PE preload registers
+   (L = 1), or loaded into the PEs' loops, each beat offered for L cycles (L > 1);
 2. COMPUTE: K beats of ``a``/``b``; the ``a`` beat with ``last`` set ends it;
 3. DRAIN: R + C - 2 + MAC latency cycles until PE (R-1, C-1) has its result;
 4. OUTPUT: R*L beats of ``c_out`` (row q of Z each; ``last`` on row R*L-1),
@@ -104,9 +105,10 @@ def tile_cycles(rows: int, cols: int, k: int, pipeline: int = 0, interleave: int
     L = interleave
     if L == 1:
         return rows + k + drain_cycles(rows, cols, pipeline) + rows
-    # LOAD, accept the first beat, wait for phase 0 (at most L - 1), K beats of L sub-beats,
-    # DRAIN, then R*L rows of L capture cycles and one transfer each
-    return rows * L + 1 + (L - 1) + k * L + drain_cycles(rows, cols, pipeline, L) + rows * L * (L + 1)
+    # LOAD (R*L rows of L cycles), accept the first beat, wait for phase 0 (at most L - 1),
+    # K beats of L sub-beats, DRAIN, then R*L rows of L capture cycles and one transfer each
+    return (rows * L * L + 1 + (L - 1) + k * L + drain_cycles(rows, cols, pipeline, L)
+            + rows * L * (L + 1))
 
 
 def drain_cycles(rows: int, cols: int, pipeline: int = 0, interleave: int = 1) -> int:
@@ -189,16 +191,25 @@ class SystolicArray(wiring.Component):
         row = Signal(range(Q + 1))  # tile row of LOAD and OUTPUT
         in_load, in_compute, in_output = Signal(), Signal(), Signal()
         phase = Signal(range(L), name="phase")  # cycle count mod L (free-running)
+        next_row = Signal()  # LOAD / OUTPUT: the row transfers this cycle
         if L > 1:
             m.d.sync += phase.eq(Mux(phase == L - 1, 0, phase + 1))
-        m.d.comb += self.c_in.ready.eq(in_load)
+            rows = self._row_counters(m, row, next_row)
+        else:
+            rows = None
 
-        # ---- preload registers: c0[q][j], written row by row in LOAD ----
-        c0 = [[Signal(wa, name=f"c0_{q}_{j}") for j in range(C)] for q in range(Q)]
-        with m.If(in_load & self.c_in.valid):
-            for q in range(Q):
-                with m.If(row == q):
-                    m.d.sync += [c0[q][j].eq(self.c_in.payload.data[j]) for j in range(C)]
+        # ---- chain start values ----
+        if L == 1:  # preload registers c0[i][j], written row by row in LOAD, used by in_first
+            m.d.comb += self.c_in.ready.eq(in_load)
+            c0 = [[Signal(wa, name=f"c0_{i}_{j}") for j in range(C)] for i in range(R)]
+            with m.If(in_load & self.c_in.valid):
+                for i in range(R):
+                    with m.If(row == i):
+                        m.d.sync += [c0[i][j].eq(self.c_in.payload.data[j]) for j in range(C)]
+            starts = c0
+            load_row = in_load & self.c_in.valid
+        else:  # loaded into the PEs' loops (start="load"), one row of the tile per L cycles
+            starts, load_row = self._load_rows(m, in_load, rows, phase)
 
         # ---- beats into the array: per PE row (valid, first, A lane), per column B lane ----
         if L == 1:
@@ -206,7 +217,7 @@ class SystolicArray(wiring.Component):
         else:
             edge_a, edge_b, done = self._buffered_beats(m, in_compute, phase)
 
-        accs = self._grid(m, edge_a, edge_b, c0, phase)
+        accs = self._grid(m, edge_a, edge_b, starts)
 
         # ---- output: row `row` of the tile ----
         if L == 1:
@@ -214,9 +225,9 @@ class SystolicArray(wiring.Component):
                 with m.If(row == i):
                     m.d.comb += [self.c_out.payload.data[j].eq(accs[i][j]) for j in range(C)]
             m.d.comb += self.c_out.valid.eq(in_output)
-            next_row = self.c_out.ready
+            out_row = self.c_out.ready
         else:
-            next_row = self._captured_rows(m, accs, row, in_output, phase)
+            out_row = self._captured_rows(m, accs, rows, in_output, phase)
         # `& in_output`: with one row `row` never changes, and Icarus never runs an always @*
         # block whose inputs never change, which left `last` at X (seen in the cocotb bench).
         m.d.comb += self.c_out.payload.last.eq((row == Q - 1) & in_output)
@@ -226,7 +237,8 @@ class SystolicArray(wiring.Component):
         cnt = Signal(range(drain + 1))
         with m.FSM(init="LOAD") as fsm:
             with m.State("LOAD"):
-                with m.If(self.c_in.valid):
+                m.d.comb += next_row.eq(load_row)
+                with m.If(load_row):
                     with m.If(row == Q - 1):
                         m.d.sync += row.eq(0)
                         m.next = "COMPUTE"
@@ -242,7 +254,8 @@ class SystolicArray(wiring.Component):
                 with m.Else():
                     m.d.sync += cnt.eq(cnt - 1)
             with m.State("OUTPUT"):
-                with m.If(next_row):
+                m.d.comb += next_row.eq(out_row)
+                with m.If(out_row):
                     with m.If(row == Q - 1):
                         m.d.sync += row.eq(0)
                         m.next = "LOAD"
@@ -255,6 +268,46 @@ class SystolicArray(wiring.Component):
                      in_output.eq(fsm.ongoing("OUTPUT"))]
         return m
 
+    def _row_counters(self, m, row, next_row):
+        """L > 1: tile row ``row`` as (PE row i, chain l) and (i + l) mod L, advanced with it."""
+        R, L = self.rows, self.interleave
+        pe_row, chain = Signal(range(R), name="row_pe"), Signal(range(L), name="row_chain")
+        diag = Signal(range(L), name="row_diag")
+        with m.If(next_row):
+            with m.If(row == R * L - 1):
+                m.d.sync += [pe_row.eq(0), chain.eq(0), diag.eq(0)]
+            with m.Elif(chain == L - 1):
+                m.d.sync += [pe_row.eq(pe_row + 1), chain.eq(0), diag.eq(phase_plus(diag, 2, L))]
+            with m.Else():
+                m.d.sync += [chain.eq(chain + 1), diag.eq(phase_plus(diag, 1, L))]
+        return pe_row, chain, diag
+
+    def _load_rows(self, m, in_load, rows, phase):
+        """L > 1: tile row q = i*L + l of ``c_in`` into chain l of the PEs of row i.
+
+        PE (i, j)'s chain l leaves its loop in the cycles whose phase is
+        (l + i + j + pipeline - 1) mod L; a row is offered to the PEs for L consecutive
+        cycles (an interrupted window starts again: a load writes the same code), then
+        taken. Returns (per-PE (load, code) pairs, "the row transfers this cycle").
+        """
+        R, C, L = self.rows, self.cols, self.interleave
+        pe_row, chain, diag = rows
+        window = Signal(range(L), name="load_window")  # consecutive cycles the row was offered
+        offered = in_load & self.c_in.valid
+        with m.If(offered):
+            m.d.sync += window.eq(Mux(window == L - 1, 0, window + 1))
+        with m.Else():
+            m.d.sync += window.eq(0)
+        take = Signal()
+        m.d.comb += [take.eq(offered & (window == L - 1)), self.c_in.ready.eq(in_load & (window == L - 1))]
+        starts = [[None] * C for _ in range(R)]
+        for i in range(R):
+            for j in range(C):
+                slot = phase_plus(phase, 1 - self.pipeline - j, L) == diag
+                load = Signal(name=f"load_{i}_{j}")
+                m.d.comb += load.eq(offered & (pe_row == i) & slot)
+                starts[i][j] = (load, self.c_in.payload.data[j])
+        return starts, take
     def _direct_beats(self, m, in_compute):
         """L = 1: a beat enters the array in the cycle it transfers."""
         inject = Signal()  # a beat enters this cycle (both streams transfer)
@@ -271,13 +324,13 @@ class SystolicArray(wiring.Component):
         return edge_a, edge_b, inject & self.a.payload.last
 
     def _buffered_beats(self, m, in_compute, phase):
-        """L > 1: a beat waits in a buffer, then enters as L sub-beats in phases 0 .. L-1."""
+        """L > 1: a beat waits in a buffer, then enters as L sub-beats in phases 0 .. L-1
+        (sub-beat l: rows i*L + l of A, the beat's row of B)."""
         cfg, R, C, L = self.cfg, self.rows, self.cols, self.interleave
         wi = cfg.in_fmt.width
         hold_a = Signal(data.ArrayLayout(wi, R * L), name="hold_a")
         hold_b = Signal(data.ArrayLayout(wi, C), name="hold_b")
-        busy, hold_first, hold_last = Signal(), Signal(), Signal()
-        first = Signal(init=1)  # the next beat is k = 0 of its tile
+        busy, hold_last = Signal(), Signal()
         sub = Signal(range(L), name="sub")  # the sub-beat that enters next
         issue = Signal()  # a sub-beat enters this cycle
         ending = Signal()  # the beat's last sub-beat enters this cycle
@@ -291,21 +344,21 @@ class SystolicArray(wiring.Component):
         ]
         with m.If(take):
             m.d.sync += [hold_a.eq(self.a.payload.data), hold_b.eq(self.b.payload.data),
-                         hold_first.eq(first), hold_last.eq(self.a.payload.last),
-                         first.eq(self.a.payload.last), busy.eq(1), sub.eq(0)]
+                         hold_last.eq(self.a.payload.last), busy.eq(1), sub.eq(0)]
         with m.Elif(issue):
             m.d.sync += sub.eq(Mux(sub == L - 1, 0, sub + 1))
             with m.If(sub == L - 1):
                 m.d.sync += busy.eq(0)
         edge_a = []
+        no_first = Signal()  # the chains start by loads (LOAD), never by in_first
         for i in range(R):
             lane = Signal(wi, name=f"sub_a{i}")
             m.d.comb += lane.eq(select(sub, [hold_a[i * L + chain] for chain in range(L)]))
-            edge_a.append((issue, hold_first & issue, lane))
+            edge_a.append((issue, no_first, lane))
         edge_b = [hold_b[j] for j in range(C)]
         return edge_a, edge_b, ending & hold_last
 
-    def _grid(self, m, edge_a, edge_b, c0, phase):
+    def _grid(self, m, edge_a, edge_b, starts):
         """The PE grid: A moves right, B moves down, one PE per cycle. Returns acc[i][j]."""
         cfg, R, C, L = self.cfg, self.rows, self.cols, self.interleave
         wi, nb = cfg.in_fmt.width, cfg.rand_bits
@@ -326,18 +379,15 @@ class SystolicArray(wiring.Component):
             b_next = []
             for j in range(C):
                 pe = MacUnit(cfg, rand="port", seed=self.seed, pipeline=self.pipeline,
-                             interleave=L)
+                             interleave=L, start="first" if L == 1 else "load")
                 m.submodules[f"pe_{i}_{j}"] = pe
                 y_in = b_in_row[j]
-                m.d.comb += [pe.in_valid.eq(v_in), pe.in_first.eq(f_in), pe.a.eq(x_in),
-                             pe.b.eq(y_in)]
+                m.d.comb += [pe.in_valid.eq(v_in), pe.a.eq(x_in), pe.b.eq(y_in)]
                 if L == 1:
-                    m.d.comb += pe.c.eq(c0[i][j])
-                else:
-                    # the chain a MAC issued now at PE (i, j) belongs to: it entered i + j
-                    # cycles ago, in the phase of its sub-beat
-                    chain = phase_plus(phase, -(i + j), L)
-                    m.d.comb += pe.c.eq(select(chain, [c0[i * L + l_][j] for l_ in range(L)]))
+                    m.d.comb += [pe.in_first.eq(f_in), pe.c.eq(starts[i][j])]
+                else:  # chain starts are loaded (LOAD phase); every MAC accumulates
+                    load, code = starts[i][j]
+                    m.d.comb += [pe.load.eq(load), pe.c.eq(code)]
                 if nb:
                     if L == 1:
                         gen = Xorshift32Gen(self.seed, i, j)
@@ -360,7 +410,7 @@ class SystolicArray(wiring.Component):
             b_in_row = b_next
         return accs
 
-    def _captured_rows(self, m, accs, row, in_output, phase):
+    def _captured_rows(self, m, accs, rows, in_output, phase):
         """L > 1: tile row q = i*L + l collected over L cycles, then offered on ``c_out``.
 
         Chain l of PE (i, j) shows in the PE's accumulator register in the cycles whose
@@ -368,9 +418,7 @@ class SystolicArray(wiring.Component):
         """
         cfg, R, C, L = self.cfg, self.rows, self.cols, self.interleave
         wa = cfg.acc_fmt.width
-        # the tile row being collected as (PE row i, chain l), and (i + l) mod L
-        pe_row, chain = Signal(range(R), name="out_pe_row"), Signal(range(L), name="out_chain")
-        diag = Signal(range(L), name="out_diag")
+        pe_row, _chain, diag = rows  # the tile row being collected
         buf = [Signal(wa, name=f"row_buf{j}") for j in range(C)]
         count = Signal(range(L + 1), name="collected")  # capture cycles done for this row
         full = count == L
@@ -385,12 +433,6 @@ class SystolicArray(wiring.Component):
         m.d.comb += [self.c_out.payload.data[j].eq(buf[j]) for j in range(C)]
         with m.If(transfer):
             m.d.sync += count.eq(0)
-            with m.If(row == R * L - 1):
-                m.d.sync += [pe_row.eq(0), chain.eq(0), diag.eq(0)]
-            with m.Elif(chain == L - 1):
-                m.d.sync += [pe_row.eq(pe_row + 1), chain.eq(0), diag.eq(phase_plus(diag, 2, L))]
-            with m.Else():
-                m.d.sync += [chain.eq(chain + 1), diag.eq(phase_plus(diag, 1, L))]
         with m.Elif(in_output & ~full):
             m.d.sync += count.eq(count + 1)
         return transfer

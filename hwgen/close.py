@@ -106,6 +106,7 @@ class ClosePath(wiring.Component):
         d_zp, d_pz = Signal(w + 1, name="z_minus_p"), Signal(w + 1, name="p_minus_z")
         m.d.comb += [d_zp.eq(s.zc - s.pc), d_pz.eq(s.pc - s.zc)]
         s = cut("add", d_zp=d_zp, d_pz=d_pz, e_big=s.e_big, rand_top=s.rand_top)
+        s = cut("mid", **vars(s))
         e_big = s.e_big
         z_wins = ~s.d_zp[w]
         mag = Signal(w, name="diff")

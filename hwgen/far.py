@@ -144,6 +144,7 @@ class EagerFarPath(_FarBase):
         R = self.rand[:r]
         base = big_p | (R << 1)  # R fills the zero tail of big: wiring, no adder
         s = cut("align", base=base, small=small_j, sub=self.sub, b0=self.rand[r])
+        s = cut("mid", **vars(s))
         y = add_sub(m, s.base, s.small, s.sub, w, "far_sum")
         s = cut("add", y=y, b0=s.b0)
         y = s.y
@@ -191,6 +192,7 @@ class RoundingFarPath(_FarBase):
         )
         rand = self.rand if self.mode == "sr" else Const(0, 1)
         s = cut("align", big=big_p, small=small_j, sub=self.sub, rand=rand)
+        s = cut("mid", **vars(s))
         y = add_sub(m, s.big, s.small, s.sub, w, "far_sum")
         s = cut("add", y=y, rand=s.rand)
         y = s.y

@@ -10,12 +10,16 @@ which every component of the dual-path step (:mod:`hwgen.dual`, :mod:`hwgen.clos
 * ``exp``: after the exponent differences (path decision, larger addend);
 * ``align``: after the alignment (far: the two right shifters; close: the 1-bit
   multiplexer);
+* ``mid``: the far path before its adder, the close path after its subtractors
+  (between ``align`` and ``add`` in the far path, after ``add`` in the close one);
 * ``add``: after the significand adders (far sum, both close differences);
 * ``round``: after the rounding (close: normalised and rounded; far: the k stage),
   before the select and the encoding.
 
-A component calls ``cut(name, **values)`` at each boundary with *every* value the
-logic after it uses, and from then on uses only what it gets back: registered copies
+A set of boundaries is a valid loop whatever their order along each path, as long as
+every path from the loop's inputs to its output crosses each enabled boundary exactly
+once (then every path has the same number of registers). A component calls
+``cut(name, **values)`` at each boundary with *every* value the logic after it uses, and from then on uses only what it gets back: registered copies
 (reset-less, no enable: a C-slow loop shifts every cycle) when ``name`` is enabled,
 the values themselves otherwise. With no boundary enabled the datapath is the
 combinational loop body it always was.
@@ -31,13 +35,15 @@ from amaranth.lib import data
 __all__ = ["BOUNDARIES", "DEFAULT_CUTS", "MAX_INTERLEAVE", "Cuts", "check_cuts", "default_cuts"]
 
 #: The cut points of the dual-path step, in datapath order.
-BOUNDARIES = ("exp", "align", "add", "round")
+BOUNDARIES = ("exp", "align", "mid", "add", "round")
 
 #: Registers inside the loop for each interleave factor L (L - 1 boundaries), chosen by
-#: measurement on the iCE40 UP5K and the ECP5-25F (docs/hardware_cost.md, "Interleaved loop").
+#: measurement on the iCE40 UP5K and the ECP5-25F (docs/hardware_cost.md, "Interleaved
+#: loop"); ``(L, rounding)`` entries override ``L`` for one rounding.
 DEFAULT_CUTS = {
     1: (),
     2: ("add",),
+    (2, "sr_eager"): ("mid",),  # eager's far path after the adder is short: move the adder
     3: ("exp", "add"),
     4: ("exp", "align", "add"),
 }
@@ -46,9 +52,11 @@ DEFAULT_CUTS = {
 MAX_INTERLEAVE = len(BOUNDARIES) + 1
 
 
-def default_cuts(interleave: int) -> tuple[str, ...]:
-    """The boundaries registered for ``interleave`` chains (:data:`DEFAULT_CUTS`; beyond it,
-    the first ``interleave - 1`` of :data:`BOUNDARIES`)."""
+def default_cuts(interleave: int, rounding: str | None = None) -> tuple[str, ...]:
+    """The boundaries registered for ``interleave`` chains and ``rounding`` (:data:`DEFAULT_CUTS`;
+    beyond it, the first ``interleave - 1`` of :data:`BOUNDARIES`)."""
+    if (interleave, rounding) in DEFAULT_CUTS:
+        return DEFAULT_CUTS[interleave, rounding]
     return DEFAULT_CUTS.get(interleave, BOUNDARIES[: interleave - 1])
 
 
