@@ -89,6 +89,27 @@ def _open_board(port: str, board: Board | None = None):
 
 # ---- build --------------------------------------------------------------------------------
 
+def _design_options(args) -> dict:
+    """``pipeline``, ``interleave`` (None: the board defaults) and ``mult`` from the options."""
+    return {"pipeline": None if args.pipeline is None else parse_int(args.pipeline, "--pipeline", 0, 8),
+            "interleave": (None if args.interleave is None
+                           else parse_int(args.interleave, "--interleave", 1, 5)),
+            "mult": args.mult}
+
+
+def _add_design_options(p):
+    from .registry import DEFAULT_INTERLEAVE, DEFAULT_PIPELINE
+
+    p.add_argument("--interleave", default=None, metavar="L",
+                   help=f"chains per PE: an L-stage accumulation loop, the host sees R*L rows "
+                        f"(default {DEFAULT_INTERLEAVE}; 1: the one-cycle loop)")
+    p.add_argument("--pipeline", default=None, metavar="P",
+                   help=f"registers between each PE's product and its loop (default "
+                        f"{DEFAULT_PIPELINE})")
+    p.add_argument("--mult", default="lut", choices=("lut", "dsp"),
+                   help="significand multipliers in logic (lut, default) or DSP blocks (dsp)")
+
+
 def _build(args) -> int:
     board = get_board(args.board)
     cfg = mac_from_args(args)
@@ -96,8 +117,9 @@ def _build(args) -> int:
     cols = parse_int(args.cols, "--cols", 1)
     seed = parse_int(args.seed, "--seed", 0, 2**32 - 1)
     kmax = parse_int(args.kmax, "--kmax", 1)
+    design = _design_options(args)
     build_dir = args.build_dir or board.default_build_dir()
-    desc = board.check(cfg, rows, cols, seed=seed, kmax=kmax)
+    desc = board.check(cfg, rows, cols, seed=seed, kmax=kmax, **design)
     bitstream = os.path.join(build_dir, board.bitstream)
     tools = [(var, tool, pkg, os.environ.get(var) or find_tool(tool)) for var, tool, pkg in board.tools]
     missing = [(tool, pkg) for _, tool, pkg, path in tools if not path]
@@ -118,7 +140,7 @@ def _build(args) -> int:
         os.environ.setdefault(var, path)
     print(f"building {board.name}: {desc} in {build_dir} (a few minutes)", flush=True)
     try:
-        board.build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir)
+        board.build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir, **design)
     except subprocess.CalledProcessError as exc:
         raise ValueError(f"the {board.name} flow failed (exit {exc.returncode}): see the logs "
                          f"in {build_dir}") from None
@@ -219,6 +241,7 @@ def _board(args) -> int:
     R, C = parse_shape(args.array)
     seed = parse_int(args.seed, "--seed", 0, 2**32 - 1)
     kmax = parse_int(args.kmax, "--kmax", 1)
+    design = _design_options(args)
     for flag, value, actions in (("--build-dir", args.build_dir, ("build",)),
                                  ("--port", args.port, ("run",)),
                                  ("--shape", args.shape, ("sim", "run")),
@@ -231,9 +254,9 @@ def _board(args) -> int:
     if args.action == "build":
         board = BOARDS["icebreaker"]
         build_dir = args.build_dir or board.default_build_dir()
-        board.check(cfg, R, C, seed=seed, kmax=kmax or 256)
+        board.check(cfg, R, C, seed=seed, kmax=kmax or 256, **design)
         check_outputs(dirs=[(build_dir, "--build-dir")])
-        board.build(cfg, R, C, seed=seed, kmax=kmax or 256, build_dir=build_dir)
+        board.build(cfg, R, C, seed=seed, kmax=kmax or 256, build_dir=build_dir, **design)
         print(f"built {os.path.join(build_dir, board.bitstream)}")
         return 0
     if args.action == "faults":  # the link fault campaign (boards.faults)
@@ -243,22 +266,31 @@ def _board(args) -> int:
                              target=args.target or "model",
                              classes=faults.parse_classes(args.faults), seed=seed)
     shape = _parse_product(args.shape or "3x6x2")
+    rows = R  # the rows the host sees: PE rows x chains per PE
     if args.action == "sim":
         from .core import BoardTop
         from .host import Accelerator
+        from .registry import DEFAULT_INTERLEAVE, DEFAULT_PIPELINE
         from .sim import SimTransport
 
+        L = DEFAULT_INTERLEAVE if design["interleave"] is None else design["interleave"]
+        p = DEFAULT_PIPELINE if design["pipeline"] is None else design["pipeline"]
+        BoardTop.validate(cfg, R, C, seed=seed, kmax=kmax or 8, divisor=4, pipeline=p,
+                          interleave=L)
         acc = Accelerator(SimTransport(BoardTop(cfg, R, C, seed=seed, kmax=kmax or 8,
-                                                divisor=4)))
+                                                divisor=4, pipeline=p, interleave=L)))
+        rows = R * L
     else:
         if not args.port:
             raise ValueError("`srmac board run` needs --port (the board's serial device)")
         acc = _open_board(args.port)
     info = acc.info
-    if (info["rows"], info["cols"], info["seed"]) != (R, C, seed):
+    if args.action == "run":
+        rows = info["rows"]  # an interleaved board reports PE rows x chains
+    if (info["rows"], info["cols"], info["seed"]) != (rows, C, seed):
         raise ValueError(f"the board is {info['rows']}x{info['cols']} seed {info['seed']}: "
                          "pass matching --array and --seed")
-    bad = _check_product(acc, cfg, shape, 1, R, C, seed, label="board")
+    bad = _check_product(acc, cfg, shape, 1, rows, C, seed, label="board")
     return 1 if bad else 0
 
 
@@ -280,6 +312,10 @@ examples:
   srmac build --board icebreaker --rows 2 --cols 2 --mac e5m2:e6m5:sr_eager:4
   srmac build --board ulx3s-85f --rows 8 --cols 8 --rounding rn --dry-run
   srmac build --rows 1 --cols 1 --rounding rn --kmax 16 --build-dir build/ice1x1
+  srmac build --board ulx3s-25f --rows 6 --cols 6 --interleave 3 --mult dsp --dry-run
+
+Each PE runs --interleave L chains (default 2) through an L-stage loop, so the
+host sees an (R*L) x C array; --interleave 1 is the one-cycle loop.
 
 The bitstream lands in <build-dir>/srmac_array.bin (.bit on an ECP5); `srmac
 flash` writes it to the board, `srmac run` checks it against ref.array.
@@ -307,6 +343,7 @@ _BOARD_EPILOG = """\
 examples:
   srmac board sim --shape 3x6x2
   srmac board sim --array 1x2 --mac e4m3:fp16:sr_lazy:8 --kmax 4 --shape 2x9x2
+  srmac board sim --array 2x2 --interleave 4 --shape 9x5x3  # a 2x2 array of 4 chains per PE
   srmac board run --port /dev/ttyUSB1 --array 2x2     # the same as `srmac run`
   srmac board faults --trials 10080                    # link fault campaign (--target rtl)
 
@@ -338,6 +375,7 @@ def register(sub):
     p.add_argument("--seed", default="0", metavar="S",
                    help="PE generator seed built in (default 0)")
     p.add_argument("--kmax", default="256", metavar="K", help="K per RUN command (default 256)")
+    _add_design_options(p)
     p.add_argument("--build-dir", default=None, help="build folder (default build/<board>)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, run no tool")
     p.set_defaults(func=_build)
@@ -380,6 +418,7 @@ def register(sub):
     p.add_argument("--seed", default="0", metavar="S", help="PE generator seed (default 0)")
     p.add_argument("--kmax", default=None, metavar="K",
                    help="K per RUN (default 8 in sim, 256 on a board)")
+    _add_design_options(p)
     p.add_argument("--shape", default=None, help="product MxKxN for sim/run (default 3x6x2)")
     p.add_argument("--port", default=None, help="serial port for `run` (e.g. /dev/ttyUSB1)")
     p.add_argument("--build-dir", default=None,

@@ -13,6 +13,11 @@ tiles and decides the replies; :class:`boards.framing.ReplyTransmitter` frames
 them. :class:`boards.model.BoardModel` is the same engine in Python.
 Restrictions of this prototype: input codes of at most 8 bits (one byte each),
 accumulator codes of at most 16 bits (two bytes each), R and C at most 255.
+
+With ``interleave=L`` the array's PEs run L chains each (:class:`hwgen.array.SystolicArray`):
+an R x C array of PEs is an (R*L) x C array to the protocol, the host and
+:class:`boards.model.BoardModel` (IDENT reports R*L rows), with the generators of
+that taller array, so every protocol-level behaviour and every code stays as it is.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ class BoardCore(wiring.Component):
     """The array board without its UART: ``cfg`` (a :class:`ref.MacConfig`), R x C PEs.
 
     ``seed``: PE generator seed; ``kmax``: most K per RUN; ``timeout``: clock cycles
-    of silence inside a frame before it is dropped.
+    of silence inside a frame before it is dropped; ``pipeline`` and ``interleave``:
+    of the PEs (:class:`hwgen.array.SystolicArray`). ``tile_rows`` (R * interleave) is
+    the row count the protocol and the host see.
 
     Members
     -------
@@ -48,22 +55,38 @@ class BoardCore(wiring.Component):
         Bytes to send.
     """
 
+    def __new__(cls, cfg, rows, cols, *, seed=0, kmax=256, timeout=100_000, pipeline=0,
+                interleave=1):
+        # Check before the object exists: a refused core leaves no unused elaboratable.
+        cls.validate(cfg, rows, cols, seed=seed, kmax=kmax, timeout=timeout, pipeline=pipeline,
+                     interleave=interleave)
+        return super().__new__(cls, src_loc_at=1)
+
     def __init__(self, cfg: MacConfig, rows: int, cols: int, *, seed: int = 0, kmax: int = 256,
-                 timeout: int = 100_000):
-        self._validate(cfg, rows, cols, kmax, timeout)
+                 timeout: int = 100_000, pipeline: int = 0, interleave: int = 1):
         self.cfg, self.rows, self.cols, self.seed = cfg, rows, cols, seed
         self.kmax, self.timeout = kmax, timeout
-        self.array = SystolicArray(cfg, rows, cols, seed=seed)
-        limits = {cmd: P.payload_limits(cmd, rows, cols, kmax) for cmd in P.COMMANDS}
+        self.pipeline, self.interleave = pipeline, interleave
+        self.array = SystolicArray(cfg, rows, cols, seed=seed, pipeline=pipeline,
+                                   interleave=interleave)
+        q = self.tile_rows
+        limits = {cmd: P.payload_limits(cmd, q, cols, kmax) for cmd in P.COMMANDS}
         self.receiver = FrameReceiver(limits, timeout=timeout)
-        self.sequencer = Sequencer(cfg, rows, cols, kmax=kmax)
-        self.transmitter = ReplyTransmitter(P.ident_payload(cfg, rows, cols, kmax, seed), rows,
+        self.sequencer = Sequencer(cfg, q, cols, kmax=kmax)
+        self.transmitter = ReplyTransmitter(P.ident_payload(cfg, q, cols, kmax, seed), q,
                                             cols, cfg.acc_fmt.width)
         super().__init__({"rx": In(stream.Signature(8, always_ready=True)),
                           "tx": Out(stream.Signature(8))})
 
+    @property
+    def tile_rows(self) -> int:
+        """Rows of the array as the protocol sees it: R * interleave."""
+        return self.rows * self.interleave
+
     @staticmethod
-    def _validate(cfg, rows, cols, kmax, timeout):
+    def validate(cfg, rows, cols, *, seed=0, kmax=256, timeout=100_000, pipeline=0,
+                 interleave=1):
+        """ValueError (one line) for a configuration the board cannot be built with."""
         if not isinstance(cfg, MacConfig):
             raise ValueError(f"cfg must be a ref.MacConfig, got {type(cfg).__name__}")
         if cfg.in_fmt.width > 8 or cfg.acc_fmt.width > 16:
@@ -72,10 +95,12 @@ class BoardCore(wiring.Component):
                 f"got {cfg.in_fmt.width} and {cfg.acc_fmt.width}: pick narrower formats")
         if not isinstance(kmax, int) or not 1 <= kmax <= 4096:
             raise ValueError(f"kmax must be an integer in 1..4096, got {kmax!r}")
-        if not isinstance(rows, int) or not isinstance(cols, int) or rows > 255 or cols > 255:
-            raise ValueError(f"rows and cols must be integers <= 255 for IDENT, got {rows}x{cols}")
         if not isinstance(timeout, int) or timeout < 16:
             raise ValueError(f"timeout must be an integer >= 16 cycles, got {timeout!r}")
+        SystolicArray._validate(cfg, rows, cols, seed, pipeline, interleave)
+        if rows * interleave > 255 or cols > 255:
+            raise ValueError(f"IDENT reports at most 255 rows (R x interleave) and 255 columns, "
+                             f"got {rows * interleave}x{cols}")
 
     def elaborate(self, platform):
         m = Module()
@@ -109,15 +134,32 @@ class BoardTop(wiring.Component):
         UART transmit line (idle high).
     """
 
+    def __new__(cls, cfg, rows, cols, *, seed=0, kmax=256, divisor=104, timeout=None,
+                pipeline=0, interleave=1):
+        cls.validate(cfg, rows, cols, seed=seed, kmax=kmax, divisor=divisor, timeout=timeout,
+                     pipeline=pipeline, interleave=interleave)
+        return super().__new__(cls, src_loc_at=1)
+
     def __init__(self, cfg: MacConfig, rows: int, cols: int, *, seed: int = 0, kmax: int = 256,
-                 divisor: int = 104, timeout: int | None = None):
-        check_divisor(divisor)
+                 divisor: int = 104, timeout: int | None = None, pipeline: int = 0,
+                 interleave: int = 1):
         if timeout is None:
             timeout = P.TIMEOUT_BYTE_TIMES * 10 * divisor
-        self.core = BoardCore(cfg, rows, cols, seed=seed, kmax=kmax, timeout=timeout)
+        self.core = BoardCore(cfg, rows, cols, seed=seed, kmax=kmax, timeout=timeout,
+                              pipeline=pipeline, interleave=interleave)
         self.uart_rx, self.uart_tx = UartRx(divisor), UartTx(divisor)
         self.divisor = divisor
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
+
+    @staticmethod
+    def validate(cfg, rows, cols, *, seed=0, kmax=256, divisor=104, timeout=None, pipeline=0,
+                 interleave=1):
+        """ValueError (one line) for a configuration the board cannot be built with."""
+        check_divisor(divisor)
+        if timeout is None:
+            timeout = P.TIMEOUT_BYTE_TIMES * 10 * divisor
+        BoardCore.validate(cfg, rows, cols, seed=seed, kmax=kmax, timeout=timeout,
+                           pipeline=pipeline, interleave=interleave)
 
     def elaborate(self, platform):
         m = Module()

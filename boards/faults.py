@@ -204,7 +204,7 @@ def report(cfg: MacConfig, rows: int, cols: int, kmax: int, trials: int, *, targ
         raise ValueError(f"--trials must be an integer >= 1, got {trials!r}")
     from .core import BoardCore
 
-    BoardCore._validate(cfg, rows, cols, kmax, 16)
+    BoardCore.validate(cfg, rows, cols, kmax=kmax, timeout=16)
     results = campaign(trials, cfg=cfg, rows=rows, cols=cols, kmax=kmax, classes=classes,
                        seed=seed, target=target)
     print(markdown(results))

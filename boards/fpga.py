@@ -2,8 +2,8 @@
 
 :class:`ClockedTop` wires :class:`boards.core.BoardTop` to a platform's
 ``uart`` resource on the board oscillator divided by ``clock_div`` (the
-one-cycle accumulation loop of a MAC closes at about 7 MHz on an iCE40 UP5K and
-about 25 MHz on an ECP5, so the array runs on a divided clock; the UART at
+array's clock closes at a few tens of MHz on an iCE40 UP5K and below 100 MHz on an
+ECP5: docs/scaling.md; the board oscillator divided down is always safe, and the UART at
 115200 baud, not the array, limits the throughput anyway).
 
 :func:`build_on` runs Amaranth's vendor flow for a platform with the YoWASP
@@ -25,10 +25,13 @@ from ref.config import MacConfig
 from .core import BoardTop
 from .toolchains import ECP5_TOOLS, ICE40_TOOLS
 
-__all__ = ["ClockedTop", "build_on", "ICE40_TOOLS", "ECP5_TOOLS", "BITSTREAM_NAME"]
+__all__ = ["ClockedTop", "build_on", "ICE40_TOOLS", "ECP5_TOOLS", "BITSTREAM_NAME", "MULTS"]
 
 #: Base name of every build product (``srmac_array.bin``, ``.bit``, ``.tim`` ...).
 BITSTREAM_NAME = "srmac_array"
+
+#: Where the PEs' significand multipliers go: logic cells or DSP blocks.
+MULTS = ("lut", "dsp")
 
 
 class ClockedTop(Elaboratable):
@@ -37,23 +40,39 @@ class ClockedTop(Elaboratable):
     ``constraint_hz``: the timing target given to nextpnr for the divided clock
     (default: the clock itself); :mod:`boards.report` asks for more so that
     placement is timing-driven and the reported Fmax is what the design can do.
+    ``pipeline`` and ``interleave``: of the array's PEs (:class:`boards.core.BoardCore`).
     """
+
+    def __new__(cls, cfg, rows=2, cols=2, *, clock_hz, seed=0, kmax=256, baud=115_200,
+                clock_div=4, constraint_hz=None, pipeline=0, interleave=1):
+        # Check before the object exists: a refused top leaves no unused elaboratable.
+        cls.validate(cfg, rows, cols, clock_hz=clock_hz, seed=seed, kmax=kmax, baud=baud,
+                     clock_div=clock_div, pipeline=pipeline, interleave=interleave)
+        return super().__new__(cls)
+
+    @staticmethod
+    def validate(cfg, rows, cols, *, clock_hz, seed=0, kmax=256, baud=115_200, clock_div=4,
+                 pipeline=0, interleave=1) -> str:
+        """ValueError (one line) for a top that cannot be built; else a one-line description."""
+        if clock_div not in (1, 2, 4, 8):
+            raise ValueError(f"clock_div must be 1, 2, 4 or 8, got {clock_div!r}")
+        core_hz = clock_hz // clock_div
+        BoardTop.validate(cfg, rows, cols, seed=seed, kmax=kmax, divisor=round(core_hz / baud),
+                          pipeline=pipeline, interleave=interleave)
+        chains = f", {interleave} chains per PE ({rows * interleave}x{cols} to the host)" \
+            if interleave > 1 else ""
+        return (f"{rows}x{cols} array {cfg.spec()}{chains}, pipeline {pipeline}, PE seed {seed}, "
+                f"KMAX {kmax}, core clock {core_hz / 1e6:g} MHz, UART {baud} baud")
 
     def __init__(self, cfg: MacConfig, rows: int = 2, cols: int = 2, *, clock_hz: int,
                  seed: int = 0, kmax: int = 256, baud: int = 115_200, clock_div: int = 4,
-                 constraint_hz: float | None = None):
-        if clock_div not in (1, 2, 4, 8):
-            self._MustUse__silence = True  # a rejected top is never elaborated: no warning
-            raise ValueError(f"clock_div must be 1, 2, 4 or 8, got {clock_div!r}")
+                 constraint_hz: float | None = None, pipeline: int = 0, interleave: int = 1):
         self.clock_hz = clock_hz // clock_div
         self.clock_div = clock_div
         self.constraint_hz = constraint_hz
         divisor = round(self.clock_hz / baud)
-        try:
-            self.board = BoardTop(cfg, rows, cols, seed=seed, kmax=kmax, divisor=divisor)
-        except ValueError:
-            self._MustUse__silence = True
-            raise
+        self.board = BoardTop(cfg, rows, cols, seed=seed, kmax=kmax, divisor=divisor,
+                              pipeline=pipeline, interleave=interleave)
         self.baud = baud
 
     def elaborate(self, platform):
@@ -90,19 +109,26 @@ def _tool(exe: str) -> str:
 
 
 def build_on(platform, top, *, tools, build_dir: str, program: bool = False,
-             report: bool = False, execute: bool = True, **overrides):
+             report: bool = False, execute: bool = True, mult: str = "lut", **overrides):
     """Synthesise, place and route ``top`` on ``platform`` (an Amaranth platform instance).
 
     ``tools``: :data:`ICE40_TOOLS` or :data:`ECP5_TOOLS` (already-set environment
     variables win). ``report``: also write ``report.json`` (nextpnr, achieved Fmax
     even when the timing target is missed) and ``stat.json`` (yosys cell counts).
+    ``mult``: ``"lut"`` maps the PEs' small significand multipliers to logic
+    (``synth_ecp5 -nodsp``; the iCE40 flow never uses its DSP blocks for them), ``"dsp"``
+    lets yosys put them into DSP blocks (one MULT18X18D per PE on an ECP5).
     Returns Amaranth's build products; a failing tool raises
     ``subprocess.CalledProcessError`` (its log is ``<build_dir>/srmac_array.tim``).
     ``execute=False``: only write the files and the build script
     (``build_srmac_array.sh``) to ``build_dir``; returns Amaranth's build plan.
     """
+    if mult not in MULTS:
+        raise ValueError(f"mult must be one of {', '.join(MULTS)}, got {mult!r}")
     for var, exe, _ in tools:
         os.environ.setdefault(var, _tool(exe))
+    if mult == "lut" and tools is ECP5_TOOLS:
+        overrides.setdefault("synth_opts", "-nodsp")
     if report:
         overrides.setdefault("nextpnr_opts", "--report report.json --timing-allow-fail")
         overrides.setdefault("script_after_synth", "tee -q -o stat.json stat -json")

@@ -26,9 +26,16 @@ class IcebreakerTop(ClockedTop):
 
     def __init__(self, cfg: MacConfig, rows: int = 2, cols: int = 2, *, seed: int = 0,
                  kmax: int = 256, baud: int = 115_200, clock_div: int = 4,
-                 constraint_hz: float | None = None):
+                 constraint_hz: float | None = None, pipeline: int = 0, interleave: int = 1):
         super().__init__(cfg, rows, cols, clock_hz=CLOCK_HZ, seed=seed, kmax=kmax, baud=baud,
-                         clock_div=clock_div, constraint_hz=constraint_hz)
+                         clock_div=clock_div, constraint_hz=constraint_hz, pipeline=pipeline,
+                         interleave=interleave)
+
+    def __new__(cls, cfg, rows=2, cols=2, *, seed=0, kmax=256, baud=115_200, clock_div=4,
+                constraint_hz=None, pipeline=0, interleave=1):
+        return super().__new__(cls, cfg, rows, cols, clock_hz=CLOCK_HZ, seed=seed, kmax=kmax,
+                               baud=baud, clock_div=clock_div, pipeline=pipeline,
+                               interleave=interleave)
 
 
 def platform():
@@ -41,9 +48,10 @@ def platform():
 def build(cfg: MacConfig, rows: int = 2, cols: int = 2, *, seed: int = 0, kmax: int = 256,
           clock_div: int = 4, build_dir: str = "build/icebreaker", program: bool = False,
           report: bool = False, execute: bool = True,
-          constraint_hz: float | None = None):
+          constraint_hz: float | None = None, pipeline: int = 0, interleave: int = 1,
+          mult: str = "lut"):
     """Synthesise, place and route (and optionally program) the iCEBreaker bitstream."""
     top = IcebreakerTop(cfg, rows, cols, seed=seed, kmax=kmax, clock_div=clock_div,
-                        constraint_hz=constraint_hz)
+                        constraint_hz=constraint_hz, pipeline=pipeline, interleave=interleave)
     return build_on(platform(), top, tools=ICE40_TOOLS, build_dir=build_dir, program=program,
-                    report=report, execute=execute)
+                    report=report, execute=execute, mult=mult)

@@ -30,11 +30,17 @@ __all__ = ["BoardModel"]
 
 
 class BoardModel:
-    """The board ``BoardCore(cfg, rows, cols, seed=seed, kmax=kmax)`` fresh from reset."""
+    """The board ``BoardCore(cfg, rows, cols, seed=seed, kmax=kmax, interleave=interleave)``
+    fresh from reset. ``rows`` are PE rows; with ``interleave`` L the board is, to the
+    protocol, an (R*L) x C array (``self.rows``), as :class:`boards.core.BoardCore` is.
+    (The pipeline depth changes only time, which the model leaves out.)"""
 
-    def __init__(self, cfg: MacConfig, rows: int, cols: int, *, seed: int = 0, kmax: int = 256):
+    def __init__(self, cfg: MacConfig, rows: int, cols: int, *, seed: int = 0, kmax: int = 256,
+                 interleave: int = 1):
+        self.array = ArrayModel(cfg, rows, cols, seed, backend="reference", interleave=interleave)
+        rows = self.array.rows  # tile rows: PE rows x chains per PE
         self.cfg, self.rows, self.cols, self.kmax, self.seed = cfg, rows, cols, kmax, seed
-        self.array = ArrayModel(cfg, rows, cols, seed, backend="reference")
+        self.interleave = interleave
         self.ident = P.ident_payload(cfg, rows, cols, kmax, seed)
         self.mem_a = np.zeros((kmax, rows), dtype=np.int64)
         self.mem_b = np.zeros((kmax, cols), dtype=np.int64)

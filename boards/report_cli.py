@@ -62,6 +62,7 @@ def _report(args) -> int:
                          "drop it or add sr_lazy / sr_eager")
     cfgs = [mac.replace(rounding=r) for r in roundings]
     args.kmax = parse_int(args.kmax, "--kmax", 1)
+    design = _design(args)
     args.max_builds = parse_int(args.max_builds, "--max-builds", 1)
     args.timeout = _seconds(args.timeout, "--timeout")
     sizes = [R.parse_shape(s) for s in _split(args.sizes)] if args.sizes is not None else None
@@ -84,14 +85,17 @@ def _report(args) -> int:
                disable=True if args.no_progress else None)  # None: on a terminal only
     for board, cfg in bar:
         bar.set_postfix_str(f"{board} {cfg.spec()}")
+        get_board(board).check(cfg, 1, 1, seed=0, kmax=args.kmax, pipeline=design.pipeline,
+                               interleave=design.interleave, mult=design.mult)
         probe = R.board_probe(board, cfg, args.results, kmax=args.kmax, timeout=args.timeout,
-                              force=args.force, build=not args.no_build)
+                              force=args.force, build=not args.no_build, design=design)
 
         def log(p):
             fmax = f", Fmax {p.fmax_mhz:.2f} MHz" if p.fmax_mhz else ""
+            lanes = f" (x{p.interleave})" if p.interleave > 1 else ""
             lc = f", {p.logic_cells}/{p.logic_cells_available} LC" if p.logic_cells else ""
             why = f" ({p.message})" if p.message and not p.fits else ""
-            tqdm.write(f"{p.board} {p.spec} {p.rows}x{p.cols}: {p.status}{why}{lc}{fmax} "
+            tqdm.write(f"{p.board} {p.spec} {p.rows}x{p.cols}{lanes}: {p.status}{why}{lc}{fmax} "
                        f"({p.build_s:.0f} s)")
 
         if sizes is not None:
@@ -113,7 +117,8 @@ def _report(args) -> int:
     # other cached builds of the same designs (an earlier --sizes run, say): more points to plot
     seen = {(p.board, p.spec, p.rows, p.cols) for p in points}
     for board, cfg in jobs:
-        points += [p for p in R.cached_points(args.results, board, cfg, kmax=args.kmax)
+        points += [p for p in R.cached_points(args.results, board, cfg, kmax=args.kmax,
+                                              design=design)
                    if (p.board, p.spec, p.rows, p.cols) not in seen]
     points.sort(key=lambda p: (boards.index(p.board), roundings.index(p.spec.split(":")[2]),
                                p.pes, p.rows))
@@ -125,6 +130,19 @@ def _report(args) -> int:
         R.plot(outputs[3], points, summary)
     print("wrote " + ", ".join(str(p) for p in outputs))
     return 0
+
+
+def _design(args) -> R.Design:
+    """The board design of the report from --interleave, --pipeline and --mult."""
+    from .fpga import MULTS
+    from .registry import DEFAULT_INTERLEAVE, DEFAULT_PIPELINE
+
+    if args.mult not in MULTS:
+        raise ValueError(f"--mult must be one of {', '.join(MULTS)}, got {args.mult!r}")
+    return R.Design(pipeline=parse_int(args.pipeline or str(DEFAULT_PIPELINE), "--pipeline", 0, 8),
+                    interleave=parse_int(args.interleave or str(DEFAULT_INTERLEAVE),
+                                         "--interleave", 1, 5),
+                    mult=args.mult)
 
 
 def _seconds(text, what: str) -> float:
@@ -146,6 +164,12 @@ def _command(args, boards, roundings) -> str:
         parts += ["--rbits", str(mac.rbits)]
     if args.kmax != 256:
         parts += ["--kmax", str(args.kmax)]
+    design, default = _design(args), R.Design()
+    for flag, value, dflt in (("--interleave", design.interleave, default.interleave),
+                              ("--pipeline", design.pipeline, default.pipeline),
+                              ("--mult", design.mult, default.mult)):
+        if value != dflt:
+            parts += [flag, str(value)]
     if args.sizes:
         parts += ["--sizes", args.sizes]
     elif args.start not in (None, "auto"):
@@ -159,6 +183,7 @@ examples:
   srmac report --boards icebreaker,ulx3s-25f --roundings rn,sr_lazy,sr_eager --plot build/report/scaling.png
   srmac report --quick --kmax 16 --no-progress          # one 1x1 iCEBreaker build (about 1 min)
   srmac report --boards ulx3s-85f --roundings sr_eager --rbits 6 --sizes 8x8,10x10
+  srmac report --boards ulx3s-25f --roundings sr_eager --interleave 3 --sizes 6x6
   srmac report --no-build                               # the tables from cached builds only
 
 Builds are cached in --results; a rerun only parses them (--force rebuilds).
@@ -181,6 +206,12 @@ def register(sub):
                    help=f"comma-separated rounding modes (default {DEFAULT_ROUNDINGS})")
     add_mac_arguments(p, spec=False, rounding=False)  # --roundings lists the roundings
     p.add_argument("--kmax", default="256", metavar="K", help="K per RUN command (default 256)")
+    p.add_argument("--interleave", default=None, metavar="L",
+                   help="chains per PE: an L-stage accumulation loop (default 2)")
+    p.add_argument("--pipeline", default=None, metavar="P",
+                   help="registers between each PE's product and its loop (default 1)")
+    p.add_argument("--mult", default="lut", choices=("lut", "dsp"),
+                   help="significand multipliers in logic (lut, default) or DSP blocks (dsp)")
     p.add_argument("--sizes", default=None,
                    help="build exactly these sizes (e.g. 1x1,2x2) instead of searching")
     p.add_argument("--start", default=None,

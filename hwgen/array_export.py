@@ -30,14 +30,16 @@ def parse_shape(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def build_array(cfg: MacConfig, rows: int, cols: int, seed: int = 0, pipeline: int = 0):
+def build_array(cfg: MacConfig, rows: int, cols: int, seed: int = 0, pipeline: int = 0,
+                interleave: int = 1):
     """The :class:`SystolicArray` (ValueError on a bad shape, seed or configuration)."""
-    return SystolicArray(cfg, rows, cols, seed=seed, pipeline=pipeline)
+    return SystolicArray(cfg, rows, cols, seed=seed, pipeline=pipeline, interleave=interleave)
 
 
 def array_module_name(arr: SystolicArray) -> str:
     # default_module_name reads only .cfg
-    return f"{default_module_name(arr)}_array{arr.rows}x{arr.cols}"
+    chains = f"_x{arr.interleave}" if arr.interleave > 1 else ""
+    return f"{default_module_name(arr)}_array{arr.rows}x{arr.cols}{chains}"
 
 
 def array_to_verilog(arr: SystolicArray, name: str) -> str:
@@ -54,8 +56,10 @@ def _lanes(prefix, field_lsb, width, n):
 
 def array_sidecar(arr: SystolicArray, name: str) -> dict:
     """JSON-ready description: ports (flattened streams), lane bit positions, protocol, PRNGs."""
-    cfg, R, C = arr.cfg, arr.rows, arr.cols
+    cfg, C, L = arr.cfg, arr.cols, arr.interleave
+    R = arr.tile_rows  # the rows of a tile (R * interleave)
     wi, wa = cfg.in_fmt.width, cfg.acc_fmt.width
+    drain = drain_cycles(arr.rows, C, arr.pipeline, L)
 
     def stream(sname, direction, lanes, w, last, doc):
         pw = lanes * w + (1 if last else 0)
@@ -93,10 +97,11 @@ def array_sidecar(arr: SystolicArray, name: str) -> dict:
             "seed": arr.seed,
             "initial_states": arr.initial_states(),
             "rule": (
-                "PE (i, j) resets to ref.prng.seed_state_int(seed, i, j) and is never reseeded "
-                "between tiles; before each MAC the PE performs it steps once (never on idle "
-                f"or stalled cycles); the MAC's word is the new state masked to {cfg.rand_bits} "
-                "bits (= ref.array.ArrayModel / ref.matmul with state continuation)"
+                "tile row q, column j (chain q mod L of PE (q div L, j)) resets to "
+                "ref.prng.seed_state_int(seed, q, j) and is never reseeded between tiles; "
+                "before each MAC of that chain it steps once (never on idle or stalled cycles); "
+                f"the MAC's word is the new state masked to {cfg.rand_bits} bits "
+                "(= ref.array.ArrayModel(cfg, R*L, C, seed) / ref.matmul with state continuation)"
             ),
         }
     return {
@@ -104,8 +109,12 @@ def array_sidecar(arr: SystolicArray, name: str) -> dict:
         "module": name,
         "generator": "srmac hwgen (Amaranth 0.5)",
         "kind": "output-stationary systolic array",
-        "rows": R,
+        "rows": arr.rows,
         "cols": C,
+        "interleave": L,
+        "tile_rows": R,
+        "chains": ("chain l of PE (i, j) is row i*L + l of the tile (PE (i*L + l, j) of an "
+                   f"{R} x {C} array)" if L > 1 else "one chain per PE"),
         "mac": cfg.spec(),
         "in_fmt": cfg.in_fmt.to_dict(),
         "acc_fmt": cfg.acc_fmt.to_dict(),
@@ -117,15 +126,19 @@ def array_sidecar(arr: SystolicArray, name: str) -> dict:
         "generator_rule": gen,
         "pipeline": arr.pipeline,
         "pe_latency": arr.latency,
-        "drain_cycles": drain_cycles(R, C, arr.pipeline),
-        "tile_cycles": f"{R} + K + {drain_cycles(R, C, arr.pipeline)} + {R} with no stalls",
+        "drain_cycles": drain,
+        "tile_cycles": (f"{R} + K + {drain} + {R} with no stalls" if L == 1 else
+                        f"at most {R} + {L} + {L}*K + {drain} + {R}*{L + 1} with no stalls"),
         "protocol": (
-            "per tile: R c_in beats (initial accumulators, row by row), then K a/b beats "
-            "(a and b transfer together; a.last on k = K-1, K >= 1), then R c_out beats "
-            "(results row by row). Streams: a transfer is valid & ready at a rising clk edge."
+            f"per tile: {R} c_in beats (initial accumulators, row by row), then K a/b beats "
+            "(a and b transfer together; a.last on k = K-1, K >= 1), then "
+            f"{R} c_out beats (results row by row). Streams: a transfer is valid & ready at a "
+            "rising clk edge."
+            + (f" Each a/b beat takes {L} cycles (one per chain)." if L > 1 else "")
         ),
-        "tiling": ("output (m, n) of a larger product runs on PE (m mod R, n mod C); "
-                   "blocks row-major; edge blocks padded with code 0; see ref/array.py"),
+        "tiling": (f"output (m, n) of a larger product runs on tile row m mod {R}, column "
+                   f"n mod {C}; blocks row-major; edge blocks padded with code 0; see "
+                   "ref/array.py"),
         "clock": "clk, rising edge",
         "reset": "rst, synchronous, active high (also reseeds every PE generator)",
         "ports": [
@@ -137,8 +150,8 @@ def array_sidecar(arr: SystolicArray, name: str) -> dict:
 
 
 def export_array(cfg: MacConfig, rows: int, cols: int, *, seed: int = 0, pipeline: int = 0,
-                 name: str | None = None) -> tuple[str, str, dict]:
+                 interleave: int = 1, name: str | None = None) -> tuple[str, str, dict]:
     """``(module_name, verilog_text, sidecar)`` of an R x C array (for ``srmac verilog --array``)."""
-    arr = build_array(cfg, rows, cols, seed, pipeline)
+    arr = build_array(cfg, rows, cols, seed, pipeline, interleave)
     name = name or array_module_name(arr)
     return name, array_to_verilog(arr, name), array_sidecar(arr, name)

@@ -30,6 +30,8 @@ class ArrayRegressConfig:
     seed: int = 0
     pipeline: int = 0
     stall: float = 0.0
+    #: Chains per PE (a tile has rows * interleave rows).
+    interleave: int = 1
     #: Build the hardware from this spec instead (negative tests of the bench only).
     hw_mac: str | None = None
     #: Build the hardware with this generator seed instead (negative tests of the bench only).
@@ -52,7 +54,8 @@ def run_array_config(rc: ArrayRegressConfig, build_dir, *, vseed: int = 1) -> di
     bdir = Path(build_dir) / rc.name
     bdir.mkdir(parents=True, exist_ok=True)
     hw_seed = rc.seed if rc.hw_seed is None else rc.hw_seed
-    arr = build_array(parse_mac(rc.hw_mac or rc.mac), rc.rows, rc.cols, hw_seed, rc.pipeline)
+    arr = build_array(parse_mac(rc.hw_mac or rc.mac), rc.rows, rc.cols, hw_seed, rc.pipeline,
+                      rc.interleave)
     top = f"array_{rc.name}"
     report = bdir / "report.json"
     env = {
@@ -61,6 +64,7 @@ def run_array_config(rc: ArrayRegressConfig, build_dir, *, vseed: int = 1) -> di
         "SRMAC_COLS": str(rc.cols),
         "SRMAC_SEED": str(rc.seed),
         "SRMAC_PIPELINE": str(rc.pipeline),
+        "SRMAC_INTERLEAVE": str(rc.interleave),
         "SRMAC_WORK": work_string(rc.work),
         "SRMAC_VSEED": str(vseed),
         "SRMAC_STALL": str(rc.stall),

@@ -26,10 +26,14 @@ examples:
   srmac verilog --mac e4m3:fp16:sr_lazy:8 --rand prng --seed 7 --pipeline 1 -o build/lazy.v
   srmac verilog --rounding sr_eager --chain-length 4096 -o build/mac.v   # r = 6
   srmac verilog --array 4x4 --mac e5m2:e6m5:sr_eager:4 -o build/array.v
+  srmac verilog --mac e5m2:e6m5:sr_eager:4 --interleave 2 --pipeline 1 -o build/mac2.v
+  srmac verilog --array 2x3 --interleave 2 --pipeline 1 --mac e5m2:e6m5:rn -o build/a.v
   srmac verilog --rounding rn | less                                     # to stdout
 
 The sidecar (-o X.v writes X.json) lists the ports, latency, random-bit layout
-and generator rule; docs/hardware.md describes them.
+and generator rule; docs/hardware.md describes them. --interleave L runs L
+independent chains through an L-stage loop (the chain of an operation is its
+issue cycle mod L); an --array of them computes the tiles of an (R*L) x C array.
 """
 
 _REGRESS_EPILOG = """\
@@ -85,6 +89,10 @@ def register(sub):
         help="accumulation loop: dual (close/far paths; the default where it applies) or single",
     )
     p.add_argument(
+        "--interleave", metavar="L", default="1",
+        help="chains through an L-stage accumulation loop, 1..5 (default 1; dual datapath)"
+    )
+    p.add_argument(
         "--name", default=None, help="module name (default derived from the configuration)"
     )
     p.add_argument(
@@ -117,12 +125,12 @@ def register(sub):
     q.set_defaults(func=_regress)
 
 
-def build_unit(cfg, rand="port", seed=0, pipeline=0, datapath=None):
+def build_unit(cfg, rand="port", seed=0, pipeline=0, datapath=None, interleave=1):
     """Build the :class:`hwgen.mac.MacUnit` of ``cfg`` (ValueError on a bad seed or datapath)."""
     from .mac import MacUnit
 
     return MacUnit(cfg, rand=rand, seed=parse_int(seed, "--seed", 0, 2**32 - 1),
-                   pipeline=pipeline, datapath=datapath)
+                   pipeline=pipeline, datapath=datapath, interleave=interleave)
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -133,6 +141,7 @@ def _verilog_options(args):
     cfg = mac_from_args(args)
     seed = parse_int(args.seed, "--seed", 0, 2**32 - 1)
     pipeline = parse_int(args.pipeline, "--pipeline", 0)
+    args.interleave = parse_int(args.interleave, "--interleave", 1, 5)
     if args.name is not None and not _IDENTIFIER.fullmatch(args.name):
         raise ValueError(f"--name {args.name!r} is not a Verilog identifier: use letters, digits "
                          "and _, starting with a letter")
@@ -168,15 +177,17 @@ def _verilog(args) -> int:
 
         rows, cols = parse_shape(args.array)
         name, text, meta = export_array(cfg, rows, cols, seed=seed, pipeline=pipeline,
-                                        name=args.name)
-        return _write(paths, name, text, meta, f"{rows}x{cols} array")
+                                        interleave=args.interleave, name=args.name)
+        chains = f", {args.interleave} chains per PE" if args.interleave > 1 else ""
+        return _write(paths, name, text, meta, f"{rows}x{cols} array{chains}")
 
     from .export import default_module_name, sidecar, to_verilog
 
-    unit = build_unit(cfg, args.rand or "port", seed, pipeline, args.datapath)
+    unit = build_unit(cfg, args.rand or "port", seed, pipeline, args.datapath, args.interleave)
     name = args.name or default_module_name(unit)
+    chains = f", {unit.interleave} chains" if unit.interleave > 1 else ""
     return _write(paths, name, to_verilog(unit, name), sidecar(unit, name),
-                  f"{unit.datapath} datapath, latency {unit.latency}")
+                  f"{unit.datapath} datapath{chains}, latency {unit.latency}")
 
 
 def _write(paths, name, text, meta, what) -> int:

@@ -31,6 +31,7 @@ from ref.formats import FloatFormat
 
 from .params import bits_for
 from .shift import Normaliser
+from .stages import Cuts
 
 __all__ = ["ClosePath", "overflow"]
 
@@ -64,10 +65,11 @@ class ClosePath(wiring.Component):
     of the magnitude code; ``ovf`` (that code exceeds the largest finite one).
     """
 
-    def __init__(self, fmt: FloatFormat, mode: str, exp_width: int):
+    def __init__(self, fmt: FloatFormat, mode: str, exp_width: int, *, cuts=()):
         if mode not in ("rn", "rz", "sr"):
             raise ValueError(f"unknown rounding mode {mode!r}")
         self.fmt, self.mode, self.exp_width = fmt, mode, exp_width
+        self.cuts = tuple(cuts)  # loop boundaries registered inside (hwgen.stages)
         p = fmt.precision
         sig = {
             "z_sig": In(p),
@@ -88,6 +90,7 @@ class ClosePath(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        cut = Cuts(m, self.cuts)
         f = self.fmt
         man, p = f.man_bits, f.precision
         w = p + 1  # the difference: p bits and the guard bit
@@ -97,17 +100,23 @@ class ClosePath(wiring.Component):
 
         zc, pc = Signal(w, name="z_al"), Signal(w, name="p_al")
         m.d.comb += [zc.eq(place(self.z_sig, self.z_small)), pc.eq(place(self.p_sig, self.p_small))]
+        rand_top = self.rand_top if self.mode == "sr" else Const(0, 1)
+        s = cut("align", zc=zc, pc=pc, e_big=self.e_big, rand_top=rand_top)
         # Both orders at once: no negation after the subtraction.
         d_zp, d_pz = Signal(w + 1, name="z_minus_p"), Signal(w + 1, name="p_minus_z")
-        m.d.comb += [d_zp.eq(zc - pc), d_pz.eq(pc - zc), self.z_wins.eq(~d_zp[w])]
+        m.d.comb += [d_zp.eq(s.zc - s.pc), d_pz.eq(s.pc - s.zc)]
+        s = cut("add", d_zp=d_zp, d_pz=d_pz, e_big=s.e_big, rand_top=s.rand_top)
+        s = cut("mid", **vars(s))
+        e_big = s.e_big
+        z_wins = ~s.d_zp[w]
         mag = Signal(w, name="diff")
-        m.d.comb += mag.eq(Mux(self.z_wins, d_zp[:w], d_pz[:w]))
+        m.d.comb += mag.eq(Mux(z_wins, s.d_zp[:w], s.d_pz[:w]))
 
         lw = bits_for(w)
         if f.subnormals:
             # Normalise, at most e_big - 1 places (the result's exponent field stays >= 1).
             limit = Signal(lw, name="limit")
-            m.d.comb += limit.eq(Mux(self.e_big > w, w, self.e_big - 1))
+            m.d.comb += limit.eq(Mux(e_big > w, w, e_big - 1))
             m.submodules.norm = nrm = Normaliser(w, lw)
             m.d.comb += [nrm.value.eq(mag), nrm.limit.eq(limit)]
             normal = nrm.out[w - 1]
@@ -115,8 +124,8 @@ class ClosePath(wiring.Component):
             # Without subnormals a result below 2**emin is flushed: no limit needed.
             m.submodules.norm = nrm = Normaliser(w)
             m.d.comb += nrm.value.eq(mag)
-            normal = nrm.lzc < self.e_big
-        m.d.comb += [self.zero.eq(nrm.lzc == w), self.below.eq(~normal & ~self.zero)]
+            normal = nrm.lzc < e_big
+        zero = nrm.lzc == w
 
         # No cancellation: round the guard bit; the increment runs beside the LZC.
         keep = mag[w - 1]
@@ -124,29 +133,31 @@ class ClosePath(wiring.Component):
         if self.mode == "rn":
             up = keep & guard & lsb
         elif self.mode == "sr":
-            up = keep & guard & self.rand_top
+            up = keep & guard & s.rand_top
         else:
             up = Const(0, 1)
         inc = Signal(p + 1, name="rounded")
         m.d.comb += inc.eq(mag[1:] + up)
         carry = inc[p]
-        m.d.comb += self.mant.eq(Mux(keep, inc[:man], nrm.out[1 : 1 + man]))
+        mant = Signal(man, name="close_mant")
+        m.d.comb += mant.eq(Mux(keep, inc[:man], nrm.out[1 : 1 + man]))
 
         ew = self.exp_width
         e_keep = Signal(ew, name="e_keep")
         e_norm = Signal(ew, name="e_norm")
         m.d.comb += [
-            e_keep.eq(self.e_big + carry),
-            e_norm.eq(Mux(normal, self.e_big - nrm.shift, 0)),
-            self.efield.eq(Mux(keep, e_keep, e_norm)),
+            e_keep.eq(e_big + carry),
+            e_norm.eq(Mux(normal, e_big - nrm.shift, 0)),
         ]
         # Overflow. Without cancellation the field is e_big or e_big + 1. After a
         # cancellation it is at most the largest finite field (e_big is at most one
         # above it, the shift at least one), so only "fn" can overflow there: the
         # all-ones mantissa of its top binade, reached from e_big = top + 1 by a shift of 1.
-        o_keep = Mux(carry, overflow(f, self.e_big + 1, 0), overflow(f, self.e_big, self.mant))
+        o_keep = Mux(carry, overflow(f, e_big + 1, 0), overflow(f, e_big, mant))
         e_max = f.max_code >> man
-        o_cancel = overflow(f, Mux((self.e_big == e_max + 1) & (nrm.shift == 1), e_max, 0),
-                            self.mant)
-        m.d.comb += self.ovf.eq(Mux(keep, o_keep, o_cancel))
+        o_cancel = overflow(f, Mux((e_big == e_max + 1) & (nrm.shift == 1), e_max, 0), mant)
+        s = cut("round", z_wins=z_wins, zero=zero, below=~normal & ~zero, mant=mant,
+                efield=Mux(keep, e_keep, e_norm), ovf=Mux(keep, o_keep, o_cancel))
+        m.d.comb += [self.z_wins.eq(s.z_wins), self.zero.eq(s.zero), self.below.eq(s.below),
+                     self.mant.eq(s.mant), self.efield.eq(s.efield), self.ovf.eq(s.ovf)]
         return m

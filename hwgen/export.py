@@ -34,6 +34,16 @@ _PORT_DOC = {
     "rand": "random word of this operation: R = rand[r-1:0], B = rand[r+1:r] (sr_eager)",
     "out_valid": "acc holds the result of an operation issued `latency` cycles earlier",
     "acc": "accumulator code after the operation (held until the next result)",
+    "chain": "interleave > 1: the chain an operation issued this cycle belongs to",
+    "out_chain": "interleave > 1: the chain whose accumulator acc shows (its result when out_valid)",
+}
+
+_INTERLEAVED_DOC = {
+    "acc": "accumulator of chain out_chain: the result of the operation issued `latency` cycles "
+           "earlier when out_valid; the chains come round in turn, one per cycle",
+    "rst": "synchronous reset, active high: clears out_valid, restarts the chain count at 0 "
+           "(and reseeds the generators); a chain's accumulator is undefined until its first "
+           "in_first operation",
 }
 
 
@@ -65,9 +75,11 @@ def to_verilog(unit: MacUnit, name: str) -> str:
 def sidecar(unit: MacUnit, name: str) -> dict:
     """JSON-ready description of the generated module (ports, latency, formats, random bits)."""
     cfg = unit.cfg
+    L = unit.interleave
+    doc = {**_PORT_DOC, **(_INTERLEAVED_DOC if L > 1 else {})}
     ports = [
-        {"name": "clk", "dir": "in", "width": 1, "doc": _PORT_DOC["clk"]},
-        {"name": "rst", "dir": "in", "width": 1, "doc": _PORT_DOC["rst"]},
+        {"name": "clk", "dir": "in", "width": 1, "doc": doc["clk"]},
+        {"name": "rst", "dir": "in", "width": 1, "doc": doc["rst"]},
     ]
     for pname, member in unit.signature.members.items():
         ports.append(
@@ -75,7 +87,7 @@ def sidecar(unit: MacUnit, name: str) -> dict:
                 "name": pname,
                 "dir": "in" if member.flow == Flow.In else "out",
                 "width": Shape.cast(member.shape).width,
-                "doc": _PORT_DOC.get(pname, ""),
+                "doc": doc.get(pname, ""),
             }
         )
     r = cfg.rbits or 0
@@ -90,7 +102,7 @@ def sidecar(unit: MacUnit, name: str) -> dict:
     else:
         source = unit.rand_mode
     gen = None
-    if source == "prng":
+    if source == "prng" and L == 1:
         gen = {
             "kind": "xorshift32 (13, 17, 5)",
             "seed": unit.seed,
@@ -100,6 +112,32 @@ def sidecar(unit: MacUnit, name: str) -> dict:
                 "state resets to ref.prng.seed_state_int(seed, 0, 0); before each valid "
                 "operation it steps once (never on idle cycles); the operation's word is the "
                 f"new state masked to {cfg.rand_bits} bits (= ref.matmul PE (0, 0) stream)"
+            ),
+        }
+    elif source == "prng":
+        gen = {
+            "kind": f"xorshift32 (13, 17, 5), one per chain ({L})",
+            "seed": unit.seed,
+            "pe": [[chain, 0] for chain in range(L)],
+            "initial_state": [seed_state_int(unit.seed, chain, 0) for chain in range(L)],
+            "rule": (
+                "chain l's generator resets to ref.prng.seed_state_int(seed, l, 0); before each "
+                "valid operation of chain l it steps once (never on idle cycles or for other "
+                f"chains); the operation's word is the new state masked to {cfg.rand_bits} bits "
+                "(= ref.matmul PE (l, 0) stream: the chains are the rows of an L x 1 array)"
+            ),
+        }
+    interleave = None
+    if L > 1:
+        interleave = {
+            "chains": L,
+            "loop_stages": L,
+            "loop_cuts": list(unit.cuts),
+            "rule": (
+                f"the operation issued k cycles after reset is released belongs to chain k mod {L} "
+                "(the chain output names it); each chain is an independent sequential chain "
+                f"(in_first restarts it from c); its result comes {unit.latency} cycles later on acc "
+                "with out_valid and out_chain; a cycle without an operation leaves its chain as it is"
             ),
         }
     return {
@@ -117,8 +155,11 @@ def sidecar(unit: MacUnit, name: str) -> dict:
         "generator_rule": gen,
         "datapath": unit.datapath,
         "pipeline": unit.pipeline,
+        "interleave": interleave,
         "latency": unit.latency,
-        "throughput": "one operation per cycle, chains back to back",
+        "throughput": ("one operation per cycle, chains back to back" if L == 1 else
+                       f"one operation per cycle in total; each of the {L} chains one every "
+                       f"{L} cycles"),
         "clock": "clk, rising edge",
         "reset": "rst, synchronous, active high",
         "ports": ports,

@@ -39,6 +39,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import bits_for
 from .rounding import LazyRounder
+from .stages import Cuts
 
 __all__ = ["EagerFarPath", "RoundingFarPath", "far_window"]
 
@@ -82,8 +83,10 @@ def far_window(m, extra: int, width: int, z, p, z_big, shift_p, shift_z, sub):
 
 
 class _FarBase(wiring.Component):
-    def __init__(self, man_bits: int, extra: int, width: int, amount_width: int, rand_bits: int):
+    def __init__(self, man_bits: int, extra: int, width: int, amount_width: int, rand_bits: int,
+                 cuts=()):
         self.man_bits, self.extra, self.width = man_bits, extra, width
+        self.cuts = tuple(cuts)  # loop boundaries registered inside (hwgen.stages)
         p = man_bits + 1
         sig = {
             "z": In(p),
@@ -99,7 +102,6 @@ class _FarBase(wiring.Component):
         if rand_bits:
             sig["rand"] = In(rand_bits)
         super().__init__(sig)
-
 
 
 def add_sub(m, a, b, sub, width: int, name: str):
@@ -125,21 +127,27 @@ class EagerFarPath(_FarBase):
     when the anchor is ``emin``).
     """
 
-    def __init__(self, man_bits: int, rbits: int, amount_width: int | None = None):
+    def __init__(self, man_bits: int, rbits: int, amount_width: int | None = None, *, cuts=()):
         self.rbits = rbits
         width = man_bits + rbits + 3  # up to one carry above the anchor: k <= 1, see below
-        super().__init__(man_bits, rbits, width, amount_width or bits_for(width), rbits + 2)
+        super().__init__(man_bits, rbits, width, amount_width or bits_for(width), rbits + 2,
+                         cuts)
 
     def elaborate(self, platform):
         m = Module()
+        cut = Cuts(m, self.cuts)
         man, r, w = self.man_bits, self.rbits, self.width
         a = man + r + 1
         big_p, small_j = far_window(
             m, r, w, self.z, self.p, self.z_big, self.shift_p, self.shift_z, self.sub
         )
-        R, B = self.rand[:r], self.rand[r : r + 2]
+        R = self.rand[:r]
         base = big_p | (R << 1)  # R fills the zero tail of big: wiring, no adder
-        y = add_sub(m, base, small_j, self.sub, w, "far_sum")
+        s = cut("align", base=base, small=small_j, sub=self.sub, b0=self.rand[r])
+        s = cut("mid", **vars(s))
+        y = add_sub(m, s.base, s.small, s.sub, w, "far_sum")
+        s = cut("add", y=y, b0=s.b0)
+        y = s.y
         # Both addends have man + 1 bits, so in window units X <= 2**(a + 2) - 2**(r + 2)
         # and Y = X + 2 R < 2**(a + 2) - 2**(r + 1): the sum carries at most one place
         # above the anchor (the contract's k = 2 cannot happen here), and for k = 1,
@@ -148,13 +156,11 @@ class EagerFarPath(_FarBase):
         k1 = y[a + 1]
         # Second stage for k = 1: (Y + B_0 2**r) >> (r + 1), an increment beside the k decision.
         m1 = Signal(man + 1, name="m_k1")
-        m.d.comb += m1.eq(yt[1:] + (yt[0] & B[0]))
-        m.d.comb += [
-            self.mant.eq(Mux(k1, m1[:man], yt[:man])),
-            # offset = k + M[man] + 2 M[man + 1]: 2 for k = 1, the hidden bit for k = 0
-            self.offset.eq(Mux(k1, 2, yt[man])),
-            self.low.eq(~k1 & ~y[a]),
-        ]
+        m.d.comb += m1.eq(yt[1:] + (yt[0] & s.b0))
+        s = cut("round", mant=Mux(k1, m1[:man], yt[:man]),
+                # offset = k + M[man] + 2 M[man + 1]: 2 for k = 1, the hidden bit for k = 0
+                offset=Mux(k1, 2, yt[man]), low=~k1 & ~y[a])
+        m.d.comb += [self.mant.eq(s.mant), self.offset.eq(s.offset), self.low.eq(s.low)]
         return m
 
 
@@ -164,34 +170,40 @@ class RoundingFarPath(_FarBase):
     Members as :class:`EagerFarPath`, except ``rand`` (r bits, mode "sr" only).
     """
 
-    def __init__(self, man_bits: int, mode: str, rbits: int = 0, amount_width: int | None = None):
+    def __init__(self, man_bits: int, mode: str, rbits: int = 0, amount_width: int | None = None,
+                 *, cuts=()):
         if mode not in ("rn", "rz", "sr"):
             raise ValueError(f"unknown rounding mode {mode!r}")
         self.mode, self.rbits = mode, rbits
         extra = {"rn": 1, "rz": 0, "sr": rbits}[mode]
         width = man_bits + extra + 3
         super().__init__(
-            man_bits, extra, width, amount_width or bits_for(width), rbits if mode == "sr" else 0
+            man_bits, extra, width, amount_width or bits_for(width), rbits if mode == "sr" else 0,
+            cuts,
         )
 
     def elaborate(self, platform):
         m = Module()
+        cut = Cuts(m, self.cuts)
         man, w = self.man_bits, self.width
         a = man + self.extra + 1
         big_p, small_j = far_window(
             m, self.extra, w, self.z, self.p, self.z_big, self.shift_p, self.shift_z, self.sub
         )
-        y = add_sub(m, big_p, small_j, self.sub, w, "far_sum")
+        rand = self.rand if self.mode == "sr" else Const(0, 1)
+        s = cut("align", big=big_p, small=small_j, sub=self.sub, rand=rand)
+        s = cut("mid", **vars(s))
+        y = add_sub(m, s.big, s.small, s.sub, w, "far_sum")
+        s = cut("add", y=y, rand=s.rand)
+        y = s.y
         c = y[a + 1]  # the sum carried above the anchor
         m.submodules.round = rd = LazyRounder(w, man, self.mode, self.rbits)
         m.d.comb += rd.value.eq(Mux(c, y, y << 1))
         if self.mode == "sr":
-            m.d.comb += rd.rand.eq(self.rand)
+            m.d.comb += rd.rand.eq(s.rand)
         M = rd.m
-        m.d.comb += [
-            self.mant.eq(M[:man]),
-            # offset = c + M[man] + 2 M[man + 1]
-            self.offset.eq(Mux(M[man + 1], 2 + c, c + M[man])),
-            self.low.eq(~c & ~y[a]),
-        ]
+        s = cut("round", mant=M[:man],
+                # offset = c + M[man] + 2 M[man + 1]
+                offset=Mux(M[man + 1], 2 + c, c + M[man]), low=~c & ~y[a])
+        m.d.comb += [self.mant.eq(s.mant), self.offset.eq(s.offset), self.low.eq(s.low)]
         return m

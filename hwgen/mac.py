@@ -18,6 +18,23 @@ The default (``None``) is dual wherever its limits allow
 (:meth:`hwgen.params.DualParams.limit`), single otherwise; ``unit.datapath``
 says which. The operation travels through the pipeline as one
 :func:`op_layout` struct, the product normalised (and biased) in front of it.
+
+``interleave=L`` (dual datapath) makes the loop ``L`` stages deep (C-slow): ``L - 1``
+registers inside the loop body, at the boundaries ``cuts`` of :mod:`hwgen.stages`
+(default :func:`hwgen.stages.default_cuts`), and ``L`` independent chains going round
+it, one stage each. The chain of an operation is its issue cycle modulo ``L``
+(counted from the end of reset; the ``chain`` output names it), so at one operation
+per cycle the chains take turns and each one stays sequential. A cycle without an
+operation lets its chain go round unchanged (the loop adds a zero of the
+accumulator's sign). Latency: ``pipeline + L``; with the built-in generator, chain
+``l`` has its own, seeded like PE ``(l, 0)`` of ``ref.matmul``.
+
+``start`` says how a chain gets its start value: ``"first"`` (default) with the
+operation (``in_first`` and ``c``: the loop's accumulator input is ``c`` instead of
+the accumulator, a multiplexer at the head of the loop), or ``"load"``: a ``load``
+cycle writes ``c`` into the accumulator of the chain leaving the loop (its next
+operation adds to ``c``), a multiplexer at the loop's end and nothing in the
+pipeline. The systolic array loads its interleaved PEs this way (hwgen.array).
 """
 
 from __future__ import annotations
@@ -30,24 +47,26 @@ from ref.config import MacConfig
 
 from .datapath import AccumulateStep
 from .dual import DualAccumulateStep
-from .params import MacParams, resolve_datapath
-from .prng import Xorshift32Gen
+from .params import DualParams, MacParams, resolve_datapath
+from .prng import Xorshift32Gen, Xorshift32Ring
 from .product import ProductStage, product_layout
+from .stages import MAX_INTERLEAVE, check_cuts, default_cuts
 
-__all__ = ["MacUnit", "RAND_MODES", "MAX_PIPELINE", "op_layout", "accumulate_step"]
+__all__ = ["MacUnit", "RAND_MODES", "START_MODES", "MAX_PIPELINE", "MAX_INTERLEAVE",
+           "op_layout", "accumulate_step", "phase_plus"]
 
 RAND_MODES = ("port", "prng")
+START_MODES = ("first", "load")
 MAX_PIPELINE = 8
 
 
-def op_layout(cfg: MacConfig, datapath: str) -> data.StructLayout:
-    """One operation between the product stage and the loop: what each pipeline stage holds."""
-    fields = {
-        "valid": 1,
-        "first": 1,
-        "c": cfg.acc_fmt.width,
-        "product": product_layout(cfg, datapath),
-    }
+def op_layout(cfg: MacConfig, datapath: str, start: str = "first") -> data.StructLayout:
+    """One operation between the product stage and the loop: what each pipeline stage holds
+    (``start="load"``: no chain start travels with the operations)."""
+    fields = {"valid": 1}
+    if start == "first":
+        fields.update(first=1, c=cfg.acc_fmt.width)
+    fields["product"] = product_layout(cfg, datapath)
     if cfg.rand_bits:
         fields["rand"] = cfg.rand_bits
     return data.StructLayout(fields)
@@ -56,6 +75,15 @@ def op_layout(cfg: MacConfig, datapath: str) -> data.StructLayout:
 def accumulate_step(cfg: MacConfig, datapath: str):
     """The loop body for ``datapath``: ``z``, ``product``, ``rand`` in, ``out`` (a code)."""
     return DualAccumulateStep(cfg) if datapath == "dual" else AccumulateStep(cfg)
+
+
+def phase_plus(phase, k: int, n: int):
+    """``(phase + k) mod n`` for a ``phase`` in ``0 .. n-1`` and a constant ``k`` (Amaranth value)."""
+    k %= n
+    if not k:
+        return phase
+    total = phase + k
+    return Mux(total >= n, total - n, total)[: len(phase)]
 
 
 class MacUnit(wiring.Component):
@@ -67,13 +95,19 @@ class MacUnit(wiring.Component):
     ``c`` In(acc_fmt.width); ``rand`` In(cfg.rand_bits), only with
     ``rand="port"`` and an SR rounding; ``out_valid`` Out(1), ``acc`` holds the
     result of the operation issued ``latency`` cycles earlier; ``acc``
-    Out(acc_fmt.width).
+    Out(acc_fmt.width). With ``interleave`` L > 1 also: ``chain`` Out(range(L)),
+    the chain of an operation issued this cycle; ``out_chain`` Out(range(L)), the
+    chain whose accumulator ``acc`` shows (its result when ``out_valid``). With
+    ``start="load"``: no ``in_first``; ``load`` In(1), write ``c`` into the accumulator
+    of the chain leaving the loop this cycle (``load_chain`` Out(range(L)) names it,
+    L > 1; it shows on ``acc`` in the next cycle), instead of that chain's result.
     """
 
-    def __new__(cls, cfg, *, rand="port", seed=0, pipeline=0, datapath=None):
+    def __new__(cls, cfg, *, rand="port", seed=0, pipeline=0, datapath=None, interleave=1,
+                cuts=None, start="first"):
         # Check before the object exists: a rejected unit is never created, so
         # Amaranth has no unused elaboratable to warn about.
-        cls._validate(cfg, rand, seed, pipeline, datapath)
+        cls._validate(cfg, rand, seed, pipeline, datapath, interleave, cuts, start)
         return super().__new__(cls, src_loc_at=1)
 
     def __init__(
@@ -84,12 +118,17 @@ class MacUnit(wiring.Component):
         seed: int = 0,
         pipeline: int = 0,
         datapath: str | None = None,
+        interleave: int = 1,
+        cuts=None,
+        start: str = "first",
     ):
-        self.datapath = self._validate(cfg, rand, seed, pipeline, datapath)
+        self.datapath, self.cuts = self._validate(cfg, rand, seed, pipeline, datapath,
+                                                  interleave, cuts, start)
         self.cfg, self.rand_mode, self.seed, self.pipeline = cfg, rand, seed, pipeline
+        self.interleave, self.start = interleave, start
         sig = {
             "in_valid": In(1),
-            "in_first": In(1),
+            ("in_first" if start == "first" else "load"): In(1),
             "a": In(cfg.in_fmt.width),
             "b": In(cfg.in_fmt.width),
             "c": In(cfg.acc_fmt.width),
@@ -98,11 +137,17 @@ class MacUnit(wiring.Component):
         }
         if rand == "port" and cfg.rand_bits:
             sig["rand"] = In(cfg.rand_bits)
+        if interleave > 1:
+            sig["chain"] = Out(range(interleave))
+            sig["out_chain"] = Out(range(interleave))
+            if start == "load":
+                sig["load_chain"] = Out(range(interleave))
         super().__init__(sig)
 
     @staticmethod
-    def _validate(cfg, rand, seed, pipeline, datapath=None) -> str:
-        """Check the parameters (ValueError, one line); return the datapath to build."""
+    def _validate(cfg, rand, seed, pipeline, datapath=None, interleave=1, cuts=None,
+                  start="first"):
+        """Check the parameters (ValueError, one line); return (datapath, loop cuts)."""
         if not isinstance(cfg, MacConfig):
             raise ValueError(f"cfg must be a ref.MacConfig, got {type(cfg).__name__}")
         if rand not in RAND_MODES:
@@ -111,50 +156,104 @@ class MacUnit(wiring.Component):
             raise ValueError(f"pipeline must be an integer in 0..{MAX_PIPELINE}, got {pipeline!r}")
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if start not in START_MODES:
+            raise ValueError(f"start must be one of {START_MODES}, got {start!r}")
+        if (isinstance(interleave, bool) or not isinstance(interleave, int)
+                or not 1 <= interleave <= MAX_INTERLEAVE):
+            raise ValueError(f"interleave must be an integer in 1..{MAX_INTERLEAVE}, "
+                             f"got {interleave!r}")
         MacParams(cfg).check()
-        return resolve_datapath(cfg, datapath)
+        path = resolve_datapath(cfg, datapath)
+        if interleave > 1 and path != "dual":
+            why = DualParams(cfg).limit() or "the single datapath was asked for"
+            raise ValueError(f"interleave {interleave} needs the dual datapath, which does not "
+                             f"apply: {why}; use interleave 1 (--interleave 1)")
+        if cuts is None:
+            cuts = default_cuts(interleave, cfg.rounding)
+        cuts = check_cuts(cuts, interleave)
+        return path, cuts
 
     @property
     def latency(self) -> int:
         """Cycles from an operation's in_valid to its out_valid."""
-        return self.pipeline + 1
+        return self.pipeline + self.interleave
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        nb = cfg.rand_bits
-        layout = op_layout(cfg, self.datapath)
+        nb, L = cfg.rand_bits, self.interleave
+        layout = op_layout(cfg, self.datapath, self.start)
         m.submodules.product = pu = ProductStage(cfg, self.datapath)
         m.d.comb += [pu.a.eq(self.a), pu.b.eq(self.b)]
 
         # Stage 0 (combinational): the operation as it enters the pipeline.
         stage = Signal(layout, name="op")
-        m.d.comb += [
-            stage.valid.eq(self.in_valid),
-            stage.first.eq(self.in_first),
-            stage.c.eq(self.c),
-            stage.product.eq(pu.product),
-        ]
+        m.d.comb += [stage.valid.eq(self.in_valid), stage.product.eq(pu.product)]
+        if self.start == "first":
+            m.d.comb += [
+                # interleaved: an idle cycle still goes round the loop, so it must not restart it
+                stage.first.eq(self.in_first if L == 1 else self.in_first & self.in_valid),
+                stage.c.eq(self.c),
+            ]
         if nb:
             if self.rand_mode == "port":
                 m.d.comb += stage.rand.eq(self.rand)
             else:
-                m.submodules.prng = gen = Xorshift32Gen(self.seed, 0, 0)
+                gen = (Xorshift32Gen(self.seed, 0, 0) if L == 1 else
+                       Xorshift32Ring(self.seed, [(chain, 0) for chain in range(L)]))
+                m.submodules.prng = gen
                 m.d.comb += [gen.advance.eq(self.in_valid), stage.rand.eq(gen.word[:nb])]
         for i in range(self.pipeline):
             reg = Signal(layout, name=f"pipe{i}")
             m.d.sync += reg.eq(stage)
             stage = reg
+        if L > 1:
+            return self._interleaved_loop(m, stage)
 
         # The accumulation loop: one operation per cycle.
         m.submodules.step = st = accumulate_step(cfg, self.datapath)
         acc = Signal(cfg.acc_fmt.width, name="acc_reg")
-        m.d.comb += [st.z.eq(Mux(stage.first, stage.c, acc)), st.product.eq(stage.product)]
+        z = Mux(stage.first, stage.c, acc) if self.start == "first" else acc
+        m.d.comb += [st.z.eq(z), st.product.eq(stage.product)]
         if nb:
             m.d.comb += st.rand.eq(stage.rand)
         valid = Signal(name="valid_reg")
         m.d.sync += valid.eq(stage.valid)
-        with m.If(stage.valid):
-            m.d.sync += acc.eq(st.out)
+        if self.start == "load":
+            with m.If(self.load):
+                m.d.sync += acc.eq(self.c)
+            with m.Elif(stage.valid):
+                m.d.sync += acc.eq(st.out)
+        else:
+            with m.If(stage.valid):
+                m.d.sync += acc.eq(st.out)
         m.d.comb += [self.out_valid.eq(valid), self.acc.eq(acc)]
+        return m
+
+    def _interleaved_loop(self, m, stage):
+        """The C-slow loop: L stages, L chains; every cycle each chain moves one stage on."""
+        L = self.interleave
+        phase = Signal(range(L), name="phase")  # the issue cycle modulo L: the chain issued now
+        m.d.sync += phase.eq(Mux(phase == L - 1, 0, phase + 1))
+        m.submodules.step = st = DualAccumulateStep(self.cfg, cuts=self.cuts, idle=True)
+        acc = Signal(self.cfg.acc_fmt.width, name="acc_reg")
+        z = Mux(stage.first, stage.c, acc) if self.start == "first" else acc
+        m.d.comb += [st.z.eq(z), st.product.eq(stage.product), st.idle.eq(~stage.valid)]
+        if self.cfg.rand_bits:
+            m.d.comb += st.rand.eq(stage.rand)
+        if self.start == "load":
+            # the chain leaving the loop now shows on acc next cycle: (phase + 1 - pipeline) mod L
+            m.d.comb += self.load_chain.eq(phase_plus(phase, 1 - self.pipeline, L))
+            m.d.sync += acc.eq(Mux(self.load, self.c, st.out))
+        else:
+            m.d.sync += acc.eq(st.out)  # no enable: an idle chain comes round unchanged
+        valid = stage.valid
+        for k in range(L):  # the loop's L - 1 boundaries, then acc_reg
+            reg = Signal(name=f"valid_d{k}")
+            m.d.sync += reg.eq(valid)
+            valid = reg
+        # acc_reg shows, in cycle t, the chain issued in cycle t - pipeline - L
+        out_chain = phase_plus(phase, -self.pipeline, L)
+        m.d.comb += [self.out_valid.eq(valid), self.acc.eq(acc), self.chain.eq(phase),
+                     self.out_chain.eq(out_chain)]
         return m

@@ -69,15 +69,15 @@ class ProductStage(wiring.Component):
         m.d.comb += [ua.code.eq(self.a), ub.code.eq(self.b)]
 
         def fields(code):
-            """Significand (hidden bit = exponent field non-zero) and grid exponent max(E, 1)."""
+            """Significand (hidden bit = exponent field non-zero), grid exponent max(E, 1),
+            zero, and (exponent field, normal)."""
             e, mf = code[man : man + fi.exp_bits], code[:man] if man else Const(0, 0)
             normal = e != 0
             sig = Cat(mf if fi.subnormals else Mux(normal, mf, 0), normal)
-            return sig, Cat(e[0] | ~normal, e[1:]), sig == 0
+            return sig, Cat(e[0] | ~normal, e[1:]), sig == 0, (e, normal)
 
-        sig_a, e_a, zero_a = fields(self.a)
-        sig_b, e_b, zero_b = fields(self.b)
-        m.d.comb += [mul.a.eq(sig_a), mul.b.eq(sig_b)]
+        sig_a, e_a, zero_a, raw_a = fields(self.a)
+        sig_b, e_b, zero_b, raw_b = fields(self.b)
         special = ua.is_nan | ua.is_inf | ub.is_nan | ub.is_inf
         nan = ua.is_nan | ub.is_nan | (ua.is_inf & zero_b) | (ub.is_inf & zero_a)
         out = self.product
@@ -89,6 +89,13 @@ class ProductStage(wiring.Component):
             out.nan.eq(nan),
             out.inf.eq((ua.is_inf | ub.is_inf) & ~nan),
         ]
+        # floor(log2 |a*b|) = E_a + E_b - 2 (bias + man) + (pp - 1) - lzc(product)
+        lead = (pp - 1) - 2 * (fi.bias + man)
+        if self.datapath == "dual":
+            self._dual(m, (sig_a, *raw_a), (sig_b, *raw_b), zero, lead)
+            return m
+
+        m.d.comb += [mul.a.eq(sig_a), mul.b.eq(sig_b)]
         # Normalise: a general leading-zero count with subnormal inputs; without them
         # the product of two normal significands needs at most a 1-bit shift.
         if fi.subnormals:
@@ -100,25 +107,57 @@ class ProductStage(wiring.Component):
             sig_n, lzc = Mux(top, mul.prod, mul.prod << 1)[:pp], ~top
         e_sum = Signal(ew, name="e_sum")
         m.d.comb += e_sum.eq(e_a + e_b)
-        # floor(log2 |a*b|) = E_a + E_b - 2 (bias + man) + (pp - 1) - lzc(product)
-        lead = (pp - 1) - 2 * (fi.bias + man)
-        if self.datapath == "single":
-            m.d.comb += [out.sig.eq(sig_n), out.exp.eq(e_sum - lzc + lead)]
-            return m
+        m.d.comb += [out.sig.eq(sig_n), out.exp.eq(e_sum - lzc + lead)]
+        return m
 
-        d = DualParams(cfg)
-        pa = d.precision
+    def _dual(self, m, a, b, zero, lead: int):
+        """The product in grid form, its exponent computed beside the multiplier.
+
+        ``a``, ``b``: (significand, exponent field, normal) of each operand. Each
+        significand is normalised first (a subnormal operand's grid exponent, 1, drops
+        by its leading zeros: a multiplexer, not a subtractor), so the product of the
+        two has its leading one at bit ``pp - 1`` or ``pp - 2`` (``t``, its top bit),
+        and its biased exponent is ``x + t`` with ``x`` a sum of the two operand
+        exponents and a constant. ``x`` and ``x + 1`` are two such sums side by side;
+        ``t`` only picks one.
+        """
+        cfg = self.cfg
+        fi, acc = cfg.in_fmt, cfg.acc_fmt
+        ew = MacParams(cfg).exp_width
+        p, pp, man = fi.precision, 2 * fi.precision, fi.man_bits
+        mul = m.submodules.mul
+        exps = []
+        for name, (sig, field, normal) in (("a", a), ("b", b)):
+            if fi.subnormals:
+                m.submodules[f"norm_{name}"] = nrm = Normaliser(p)
+                m.d.comb += nrm.value.eq(sig)
+                sig = nrm.out
+                exp = Signal(signed(ew + 1), name=f"e_{name}_norm")
+                m.d.comb += exp.eq(Mux(normal, field, 1 - nrm.lzc))
+            else:
+                exp = field  # a zero operand makes a zero product: its exponent is moot
+            m.d.comb += getattr(mul, name).eq(sig)
+            exps.append(exp)
+        t = mul.prod[pp - 1]
+        sig_n = Mux(t, mul.prod, mul.prod << 1)[:pp]
+        # biased exponent of the product = x + t (lzc(product) = lz_a + lz_b + 1 - t)
+        k = lead + acc.bias - 1
+        x, x1 = Signal(signed(ew + 2), name="e_prod0"), Signal(signed(ew + 2), name="e_prod1")
+        m.d.comb += [x.eq(exps[0] + exps[1] + k), x1.eq(exps[0] + exps[1] + (k + 1))]
+        pa = DualParams(cfg).precision
         top_sig = Cat(Const(0, pa - pp), sig_n)  # leading one at the accumulator's hidden bit
-        biased = Signal(signed(ew + 1), name="e_biased")
-        m.d.comb += biased.eq(e_sum - lzc + (lead + acc.bias))
-        # Below 2**emin: shift onto the subnormal grid (exact: every product lies on it).
+        out = self.product
+        # Below 2**emin (x + t < 1): shift onto the subnormal grid (exact: every product
+        # lies on it), by 1 - x - t.
+        below = Signal(name="below_emin")
+        m.d.comb += below.eq(x[-1] | (~t & (x == 0)))
         lowest = 2 * (fi.emin - (man if fi.subnormals else 0))  # smallest floor(log2)
         max_shift = max(0, 1 - (lowest + acc.bias))
         if max_shift:
             amount = Signal(bits_for(max_shift), name="denorm_shift")
-            m.d.comb += amount.eq(Mux(biased < 1, 1 - biased, 0))
+            low = x[: len(amount)]  # the shift needs only the low bits of -x or 1 - x
+            m.d.comb += amount.eq(Mux(below, Mux(t, -low, 1 - low), 0))
             m.d.comb += out.sig.eq(Mux(zero, 0, top_sig >> amount))
         else:
             m.d.comb += out.sig.eq(Mux(zero, 0, top_sig))
-        m.d.comb += out.exp.eq(Mux(zero | (biased < 1), 1, biased))
-        return m
+        m.d.comb += out.exp.eq(Mux(zero | below, 1, Mux(t, x1, x)))

@@ -43,6 +43,8 @@ class RegressConfig:
     hw_mac: str | None = None
     #: The MAC's accumulation datapath: None = its default (dual where it applies), "single".
     datapath: str | None = None
+    #: Chains interleaved through the loop (dual datapath only; 1: the one-cycle loop).
+    interleave: int = 1
 
     @property
     def cfg(self):
@@ -98,7 +100,7 @@ def _with_single(configs):
 
     extra = [
         RegressConfig(f"{c.name}_single", c.mac, c.rand, c.seed, c.pipeline, c.idle,
-                      c.hw_mac, "single")
+                      c.hw_mac, "single", c.interleave)
         for c in configs
         if DualParams(c.cfg).limit() is None
     ]
@@ -106,6 +108,17 @@ def _with_single(configs):
 
 
 MATRIX = _with_single(MATRIX)
+
+#: Interleaved loops (issue 12): L = 2 and 4 chains, both random sources, idle cycles.
+MATRIX += [
+    _c("e5m2_e6m5_eager4_x2_p1", "e5m2:e6m5:sr_eager:4", pipeline=1, idle=0.1, interleave=2),
+    _c("e5m2_e6m5_lazy4_x2_prng", "e5m2:e6m5:sr_lazy:4", rand="prng", seed=5, interleave=2),
+    _c("e5m2_e6m5_rn_x4_p2", "e5m2:e6m5:rn", pipeline=2, idle=0.2, interleave=4),
+    _c("e5m2_e6m5_eager4_nosub_x4_prng", "e5m2:nosub:e6m5:nosub:sr_eager:4", rand="prng",
+       seed=9, pipeline=1, idle=0.05, interleave=4),
+    _c("e4m3_bf16_eager8_x3", "e4m3:bf16:sr_eager:8", pipeline=1, idle=0.1, interleave=3),
+    _c("e4m3_fp16_rz_x2", "e4m3:fp16:rz", interleave=2),
+]
 
 
 def simulator_missing_reason() -> str | None:
@@ -133,7 +146,8 @@ def run_config(rc: RegressConfig, ops: int, build_dir: str | os.PathLike, *, see
     bdir = Path(build_dir).resolve() / rc.name
     bdir.mkdir(parents=True, exist_ok=True)
     hw_cfg = parse_mac(rc.hw_mac) if rc.hw_mac else rc.cfg
-    unit = MacUnit(hw_cfg, rand=rc.rand, seed=rc.seed, pipeline=rc.pipeline, datapath=rc.datapath)
+    unit = MacUnit(hw_cfg, rand=rc.rand, seed=rc.seed, pipeline=rc.pipeline, datapath=rc.datapath,
+                   interleave=rc.interleave)
     top = f"mac_{rc.name}"
     text = to_verilog(unit, top)
     report = bdir / "report.json"
@@ -145,6 +159,7 @@ def run_config(rc: RegressConfig, ops: int, build_dir: str | os.PathLike, *, see
         "SRMAC_OPS": str(ops),
         "SRMAC_VSEED": str(seed),
         "SRMAC_IDLE": str(rc.idle),
+        "SRMAC_INTERLEAVE": str(rc.interleave),
         "SRMAC_REPORT": str(report),
     }
     out = simulate(top, text, bdir, "mac_bench", BENCH_DIR, env, {"ops": 0})

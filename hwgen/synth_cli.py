@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 import time
@@ -49,6 +50,10 @@ examples:
   srmac synth e4m3:fp16:sr_lazy:8 --device ecp5-25k --pipeline 1 --json
   srmac synth e5m2:e6m5:rn --dry-run --keep build/rn   # write RTLIL + scripts only
   srmac synth e5m2:e6m5:sr_lazy:4 --datapath single   # the single-path loop instead of dual
+  srmac synth e5m2:e6m5:sr_eager:4 --interleave 2      # two chains, a two-stage loop
+  srmac synth e5m2:e6m5:sr_eager:4 --interleave 1,2,3,4 --seed 1,2,3 --out build/synth
+                                  # one row per L: docs/hardware_cost.md, "Interleaved loops"
+  srmac synth e5m2:e6m5:rn --interleave 3 --cuts align,add   # place the loop registers by hand
   srmac synth --sweep --formats e5m2:e6m5,e5m2:nosub:e6m5:nosub --rbits 4,8 --seed 1,2,3
                                   # docs/hardware_cost.md: dual and single side by side
 
@@ -102,6 +107,16 @@ def register(sub) -> None:
         default="port",
         choices=("port", "prng"),
         help="random bits from a port (default) or the built-in xorshift32",
+    )
+    p.add_argument(
+        "--interleave", default="1", metavar="L",
+        help="chains through an L-stage accumulation loop (dual datapath; default 1); a comma "
+        "list runs each and prints a table (with --out: also interleave_<device>_p<P>.csv/.md)",
+    )
+    p.add_argument(
+        "--cuts", default=None, metavar="LIST",
+        help="the loop's register boundaries, L - 1 of exp,align,mid,add,round "
+        "(default: hwgen.stages.default_cuts)",
     )
     p.add_argument(
         "--keep", metavar="DIR", help="keep the tool files (RTLIL, netlist, logs) in DIR"
@@ -185,12 +200,14 @@ def sweep_specs(formats, rbits) -> list[str]:
     return specs
 
 
-def _mac_unit(spec, pipeline: int, rand: str, datapath: str | None = None):
+def _mac_unit(spec, pipeline: int, rand: str, datapath: str | None = None, interleave: int = 1,
+              cuts=None):
     from hwgen.mac import MacUnit
     from ref.config import parse_mac
 
     cfg = parse_mac(spec)  # a spec string or a MacConfig
-    return cfg, MacUnit(cfg, rand=rand, pipeline=pipeline, datapath=datapath)
+    return cfg, MacUnit(cfg, rand=rand, pipeline=pipeline, datapath=datapath,
+                        interleave=interleave, cuts=cuts)
 
 
 def _datapaths(text, default):
@@ -209,10 +226,13 @@ def _datapaths(text, default):
     return list(dict.fromkeys(out))
 
 
-def _meta(cfg, pipeline: int, rand: str, datapath: str | None = None) -> dict:
+def _meta(cfg, pipeline: int, rand: str, datapath: str | None = None, interleave: int = 1,
+          cuts=()) -> dict:
     return {
         "spec": cfg.spec(),
         "datapath": datapath or "",
+        "interleave": interleave,
+        "cuts": "+".join(cuts),
         "in_fmt": cfg.in_fmt.name,
         "acc_fmt": cfg.acc_fmt.name,
         "rounding": cfg.rounding,
@@ -248,8 +268,16 @@ def _cmd_synth(args) -> int:
         if given:
             raise ValueError(f"--sweep sweeps the roundings of --formats: drop {given[0]}")
         return _cmd_sweep(args, dev, seeds, freq, pipeline)
+    interleaves = _int_list(args.interleave, "--interleave", 1, 5)
+    cuts = None
+    if args.cuts is not None:
+        if len(interleaves) != 1:
+            raise ValueError("--cuts places the registers of one loop: give one --interleave")
+        cuts = tuple(c.strip() for c in args.cuts.split(",") if c.strip())
     for flag, dest in (("--formats", "formats"), ("--out", "out"), ("--jobs", "jobs"),
                        ("--reuse", "reuse")):
+        if dest == "out" and len(interleaves) > 1:
+            continue  # a list of interleave factors writes its table to --out
         if getattr(args, dest) not in (None, False):
             raise ValueError(f"{flag} is a --sweep option: add --sweep, or drop it "
                              "(one MAC: --keep DIR keeps its tool files)")
@@ -266,8 +294,10 @@ def _cmd_synth(args) -> int:
     if args.keep is not None:
         check_outputs(dirs=[(args.keep, "--keep")])
     synth.tool_path(dev.nextpnr, dev.package)  # missing ECP5 tools: one line, before Amaranth runs
-    cfg, dut = _mac_unit(cfg, pipeline, args.rand, datapath[0])
-    meta = _meta(cfg, pipeline, args.rand, dut.datapath)
+    if len(interleaves) > 1:
+        return _cmd_interleaves(args, cfg, dev, seeds, freq, pipeline, datapath[0], interleaves)
+    cfg, dut = _mac_unit(cfg, pipeline, args.rand, datapath[0], interleaves[0], cuts)
+    meta = _meta(cfg, pipeline, args.rand, dut.datapath, dut.interleave, dut.cuts)
     if args.dry_run:
         import tempfile
 
@@ -284,6 +314,56 @@ def _cmd_synth(args) -> int:
         print(json.dumps(res.to_row(), sort_keys=True))
     else:
         print(format_result(res, cfg))
+    return 0
+
+
+_IL_COLUMNS = ("L", "loop cuts", "LUT4", "carry", "FF", "Fmax MHz", "seeds MHz", "levels",
+               "critical path")
+
+
+def interleave_table(rows: list[dict]) -> str:
+    """One line per interleave factor: area of the MAC alone, Fmax, critical path."""
+    from ref.outputs import markdown_table
+
+    cells = [{
+        "L": r["interleave"], "loop cuts": r.get("cuts") or "-", "LUT4": r["dut_luts"],
+        "carry": r["dut_carry"], "FF": r["dut_ffs"],
+        "Fmax MHz": f"{r['fmax_mhz']:.2f}" if r.get("fmax_mhz") else "-",
+        "seeds MHz": str(r.get("fmax_all", "")).replace(";", ", "),
+        "levels": r.get("crit_levels") if r.get("crit_levels") is not None else "-",
+        "critical path": f"{r.get('crit_start')} -> {r.get('crit_end')}",
+    } for r in rows]
+    return markdown_table(cells, _IL_COLUMNS)
+
+
+def _cmd_interleaves(args, cfg, dev, seeds, freq, pipeline, datapath, interleaves) -> int:
+    """One run per interleave factor, sequentially; a table (and the files with --out)."""
+    from hwgen import synth
+    from ref import outputs
+
+    files = None
+    if args.out:
+        stem = f"interleave_{dev.name}_p{pipeline}"
+        files, _ = check_outputs([(os.path.join(args.out, stem + ext), "--out")
+                                  for ext in (".csv", ".md")])
+    rows = []
+    for L in interleaves:
+        cfg, dut = _mac_unit(cfg, pipeline, args.rand, datapath, L)
+        meta = _meta(cfg, pipeline, args.rand, dut.datapath, L, dut.cuts)
+        keep = os.path.join(args.keep, f"L{L}") if args.keep else None
+        res = synth.synthesize(dut, dev, dsp=args.dsp, seeds=seeds, freq_mhz=freq, workdir=keep,
+                               meta=meta)
+        rows.append(res.to_row())
+        print(json.dumps(rows[-1], sort_keys=True) if args.json else format_result(res, cfg) + "\n",
+              flush=True)
+    table = interleave_table(rows)
+    if not args.json:
+        print(table)
+    if files:
+        outputs.write_csv(files[0], rows, list(rows[0]))
+        outputs.write_text(files[1], f"{cfg.spec()} on {dev.name}, pipeline {pipeline}\n\n"
+                           + table + "\n")
+        print(f"wrote {files[0]}, {files[1]}")
     return 0
 
 
@@ -317,8 +397,10 @@ def format_result(res, cfg) -> str:
     seeds = ",".join(str(s) for s in res.seeds)
     pipe, rand = res.meta.get("pipeline"), res.meta.get("rand_mode")
     dsp = "DSP allowed" if res.dsp_mode else "no DSP"
+    L = res.meta.get("interleave", 1)
+    chains = f", {L} chains, loop cut at {res.meta.get('cuts')}" if L > 1 else ""
     lines = [
-        f"MAC            {cfg} ({res.meta.get('datapath') or 'dual'} datapath, "
+        f"MAC            {cfg} ({res.meta.get('datapath') or 'dual'} datapath{chains}, "
         f"pipeline {pipe}, rand {rand})",
         f"device         {dev.name}: {dev.description}",
         f"flow           yosys synth_{dev.family} ({dsp}), "

@@ -6,6 +6,11 @@ with the golden model (``ref.mac``, vectorised per chain position). With the
 built-in generator the random words are the ``ref.prng`` stream of PE (0, 0),
 one word per valid operation, and the first chain is re-checked against
 ``ref.dot(..., seed=seed)``.
+
+:func:`make_interleaved_stream` is the stream of an interleaved MAC
+(``MacUnit(..., interleave=L)``): cycle ``t`` belongs to chain ``t mod L``, and
+chain ``l`` is a stream of its own (its own chains, idle cycles and, with the
+built-in generator, the words of PE ``(l, 0)``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from ref.config import MacConfig
 from ref.formats import FloatFormat
 from ref.prng import Xorshift32
 
-__all__ = ["Stream", "make_stream", "corner_codes", "random_finite"]
+__all__ = ["Stream", "make_stream", "make_interleaved_stream", "corner_codes", "random_finite"]
 
 
 @dataclass
@@ -144,11 +149,13 @@ def make_stream(
     rand_mode: str = "port",
     prng_seed: int = 0,
     idle: float = 0.0,
+    pe: tuple[int, int] = (0, 0),
 ) -> Stream:
     """A stream of about ``n_ops`` operations: directed ops, random single ops, random chains.
 
     ``idle``: fraction of idle cycles (in_valid low, junk on the data inputs)
-    inserted between operations.
+    inserted between operations. ``pe``: whose generator stream the built-in
+    generator gives (``rand_mode="prng"``).
     """
     if n_ops < 1:
         raise ValueError(f"n_ops must be >= 1, got {n_ops}")
@@ -192,7 +199,7 @@ def make_stream(
 
     nb = cfg.rand_bits
     if nb and rand_mode == "prng":
-        g = Xorshift32(prng_seed, 0, 0)
+        g = Xorshift32(prng_seed, *pe)
         rand = np.array([g.next_bits(nb) for _ in range(n)], dtype=np.int64)
     elif nb:
         rand = rng.integers(0, 1 << nb, n)
@@ -214,7 +221,7 @@ def make_stream(
         # Cross-check the stream with ref's own generator: a single chain from reset.
         j = n_dir + n_single
         s, L = int(starts[j]), int(lengths[j])
-        g = Xorshift32(prng_seed, 0, 0)
+        g = Xorshift32(prng_seed, *pe)
         for _ in range(s):
             g.next_word()
         words = np.array([g.next_bits(nb) for _ in range(L)])
@@ -248,6 +255,34 @@ def make_stream(
         out["expected"][junk] = -1
         return Stream(valid, **out)
     return Stream(np.ones(n, dtype=np.int64), first, a, b, c, rand, z_in, expected)
+
+
+def make_interleaved_stream(cfg: MacConfig, n_ops: int, interleave: int, *, seed: int = 1,
+                            rand_mode: str = "port", prng_seed: int = 0,
+                            idle: float = 0.0) -> Stream:
+    """The stream of ``interleave`` independent chains taking turns, cycle by cycle.
+
+    Chain ``l`` is ``make_stream(cfg, n_ops // interleave, seed=seed + l, pe=(l, 0), ...)``;
+    cycle ``t`` carries cycle ``t // interleave`` of chain ``t % interleave`` (idle once a
+    chain has run out). ``expected`` stays in issue order, which is the order of the
+    results at ``out_valid``.
+    """
+    L = int(interleave)
+    if L < 1:
+        raise ValueError(f"interleave must be >= 1, got {interleave}")
+    parts = [make_stream(cfg, max(1, n_ops // L), seed=seed + l, rand_mode=rand_mode,
+                         prng_seed=prng_seed, idle=idle, pe=(l, 0)) for l in range(L)]
+    n = max(len(p.valid) for p in parts)
+    out = {}
+    for name in ("valid", "first", "a", "b", "c", "rand", "z_in", "expected"):
+        col = np.zeros((n, L), dtype=np.int64)
+        if name == "expected":
+            col[:] = -1
+        for l, p in enumerate(parts):
+            v = getattr(p, name)
+            col[: len(v), l] = v
+        out[name] = col.reshape(-1)
+    return Stream(**out)
 
 
 #: The old private name, kept while other branches still import it.

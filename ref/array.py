@@ -24,6 +24,15 @@ Tiling a larger product ``C0 + A @ B`` (M x K times K x N) onto the array
   (code 0) to a full R x C tile, as the host must do in hardware: the padded
   PEs perform real MACs on zeros and their generators step K times, which
   changes the results of the blocks that follow. Padded outputs are dropped.
+
+Interleaved arrays (``hwgen.array.SystolicArray(..., interleave=L)``): each PE
+runs L independent chains through an L-stage loop. **Chain l of PE (i, j) is PE
+(i*L + l, j) of an (R*L) x C array**: its generator is seeded with
+``seed_state(seed, i*L + l, j)`` and it computes tile row ``i*L + l``. So an
+R x C array with L chains per PE computes exactly what ``ArrayModel(cfg, R*L, C,
+seed)`` computes, tile for tile, and ``ArrayModel(cfg, R, C, seed, interleave=L)``
+is that model (``rows`` is then R*L, ``pe_rows`` R). :func:`chain_of` maps a tile
+row to its PE row and chain.
 """
 
 from __future__ import annotations
@@ -36,7 +45,8 @@ from .checks import integer_array
 from .config import MacConfig, check_config
 from .dispatch import matmul
 
-__all__ = ["tile_order", "tile_plan", "ArrayModel", "array_matmul", "initial_states"]
+__all__ = ["tile_order", "tile_plan", "ArrayModel", "array_matmul", "initial_states",
+           "chain_of"]
 
 
 def _codes(x, name):
@@ -49,6 +59,15 @@ def _dims(rows, cols):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"array {name} must be an integer >= 1, got {v!r}")
     return int(rows), int(cols)
+
+
+def chain_of(row: int, interleave: int) -> tuple[int, int]:
+    """``(pe_row, chain)`` of tile row ``row`` on an array with ``interleave`` chains per PE:
+    tile row ``i*L + l`` is chain ``l`` of PE row ``i``."""
+    if isinstance(interleave, (bool, np.bool_)) or not isinstance(interleave, (int, np.integer)) \
+            or interleave < 1:
+        raise ValueError(f"interleave must be an integer >= 1, got {interleave!r}")
+    return divmod(int(row), int(interleave))
 
 
 def tile_order(M: int, N: int, rows: int, cols: int) -> list[tuple[int, int]]:
@@ -72,12 +91,18 @@ class ArrayModel:
     >>> arr = ArrayModel(cfg, rows=2, cols=2, seed=1)
     >>> Z = arr.run_tile(A_t, B_t, C0_t)   # one tile, as the hardware runs it
     >>> Y = arr.matmul(A, B, C0)           # a larger product, tiled (states continue)
+
+    ``interleave=L``: the model of R x C PEs with L chains each, i.e. of an (R*L) x C
+    array (``rows`` = R*L, ``pe_rows`` = R; see the module docstring).
     """
 
     def __init__(self, cfg: MacConfig, rows: int, cols: int, seed: int = 0, *,
-                 backend: str = "auto"):
+                 backend: str = "auto", interleave: int = 1):
         self.cfg = check_config(cfg, "ArrayModel")
-        self.rows, self.cols = _dims(rows, cols)
+        chain_of(0, interleave)  # checks interleave
+        self.pe_rows, self.cols = _dims(rows, cols)
+        self.interleave = int(interleave)
+        self.rows = self.pe_rows * self.interleave
         # The bitstream holds the seed in 32 bits (IDENT reports it): 0..2**32-1 only.
         if (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
                 or not 0 <= seed < 1 << 32):

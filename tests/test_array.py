@@ -35,7 +35,7 @@ def run_tiles(dut, tiles, *, p_stall=0.0, seed=0, max_cycles=200_000, stats=None
     ``p_stall`` on every cycle, independently. ``stats["cycles"]``: clock
     cycles until the last result row transferred (inclusive).
     """
-    cfg, R, C = dut.cfg, dut.rows, dut.cols
+    cfg, R, C = dut.cfg, getattr(dut, "tile_rows", dut.rows), dut.cols
     wi, wa = cfg.in_fmt.width, cfg.acc_fmt.width
     rng = np.random.default_rng(seed)
     a_beats, b_beats, c_beats = [], [], []

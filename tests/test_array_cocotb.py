@@ -4,6 +4,8 @@ Random products (M, N up to about twice the array, K up to 1024, some split
 into K chunks that preload the previous results) tiled onto the array, with
 random stalls on every stream (a, b, c_in valid and c_out ready). Default
 configurations take about 10-15 s each; the larger arrays are marked slow.
+Interleaved arrays (``interleave`` L) are checked as the (R*L) x C arrays they
+compute (``ref.array.ArrayModel(cfg, R*L, C, seed)``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ DEFAULT = [
                        small_work(3, 2, 2), seed=11, pipeline=1, stall=0.2),
     ArrayRegressConfig("e5m2_e6m5_rn_1x1", "e5m2:e6m5:rn", 1, 1, small_work(1, 1, 3),
                        stall=0.5),
+    ArrayRegressConfig("e5m2_e6m5_eager4_2x2_x2_p1", "e5m2:e6m5:sr_eager:4", 2, 2,
+                       small_work(4, 2, 7), seed=5, pipeline=1, stall=0.3, interleave=2),
 ]
 
 SLOW = [
@@ -53,6 +57,12 @@ SLOW = [
                        random_work(3, 5, 6, 5), seed=7, pipeline=2, stall=0.1),
     ArrayRegressConfig("e5m2_fp16_lazy1_1x4", "e5m2:fp16:sr_lazy:1", 1, 4,
                        random_work(1, 4, 8, 6), seed=1, stall=0.4),
+    ArrayRegressConfig("e5m2_e6m5_lazy4_3x2_x4_p1", "e5m2:e6m5:sr_lazy:4", 3, 2,
+                       random_work(12, 2, 5, 8), seed=9, pipeline=1, stall=0.3, interleave=4),
+    ArrayRegressConfig("e4m3_bf16_eager8_2x3_x3_p2", "e4m3:bf16:sr_eager:8", 2, 3,
+                       random_work(6, 3, 5, 9), seed=2, pipeline=2, stall=0.2, interleave=3),
+    ArrayRegressConfig("e5m2nosub_e6m5nosub_rn_1x1_x2", "e5m2:nosub:e6m5:nosub:rn", 1, 1,
+                       random_work(2, 1, 6, 10), seed=4, stall=0.5, interleave=2),
 ]
 
 
@@ -64,7 +74,7 @@ def _check(rc, tmp_path):
     details = "\n".join(res.get("details", []))
     assert res["mismatches"] == 0, f"{rc.name}: {res['mismatches']} mismatches\n{details}"
     assert res["passed"], f"{rc.name}: simulation failed\n{details}"
-    assert res["macs"] >= sum(K for _, K, _, _ in rc.work) * rc.rows * rc.cols
+    assert res["macs"] >= sum(K for _, K, _, _ in rc.work) * rc.rows * rc.interleave * rc.cols
 
 
 @pytest.mark.parametrize("rc", DEFAULT, ids=[c.name for c in DEFAULT])

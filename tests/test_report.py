@@ -184,13 +184,18 @@ def test_board_probe_builds_once_then_reuses_the_cache(tmp_path, monkeypatch):
     p1 = probe(1, 1)
     p2 = R.board_probe("icebreaker", cfg, tmp_path, kmax=16)(1, 1)
     assert len(runs) == 1 and p1 == p2 and p1.fmax_mhz == 8.0
-    assert runs[0] == tmp_path / "icebreaker" / "e5m2_e6m5_rn" / "1x1"
+    assert runs[0] == tmp_path / "icebreaker" / "e5m2_e6m5_rn" / "L2-p1-lut" / "1x1"
+    assert p1.interleave == 2 and p1.pipeline == 1
     assert R.board_probe("icebreaker", cfg, tmp_path, kmax=16, build=False)(1, 1) == p1
     missing = R.board_probe("icebreaker", cfg, tmp_path, kmax=16, build=False)(2, 2)
     assert missing.status == "not built" and not missing.fits and len(runs) == 1
     R.board_probe("icebreaker", cfg, tmp_path, kmax=32)(1, 1)  # another design: rebuilt
     R.board_probe("icebreaker", cfg, tmp_path, kmax=16, force=True)(1, 1)
     assert len(runs) == 3
+    other = R.Design(pipeline=1, interleave=3)  # another array design: its own folder
+    p3 = R.board_probe("icebreaker", cfg, tmp_path, kmax=16, design=other)(1, 1)
+    assert len(runs) == 4 and runs[-1].parent.name == "L3-p1-lut" and p3.interleave == 3
+    assert R.cached_points(tmp_path, "icebreaker", cfg, kmax=16, design=other) == [p3]
     # the cache, read back: the kmax=16 design only
     assert R.cached_points(tmp_path, "icebreaker", cfg, kmax=16) == [p1]
     assert R.cached_points(tmp_path, "icebreaker", ref.parse_mac("e5m2:e6m5:rz")) == []
@@ -227,7 +232,7 @@ def test_report_cli_writes_table_csv_and_plot(tmp_path, monkeypatch, capsys):
     assert got[("ulx3s-25f", "e5m2:e6m5:sr_eager:4")][:2] == ("5", "5")
     assert len(rows) == 4
     md = open(f"{out}.md").read()
-    assert "| icebreaker | e5m2:e6m5:rn | 2x3 | 6 | 4600 / 5280 (87 %) |" in md
+    assert "| icebreaker | e5m2:e6m5:rn | 2x3 | 1 | 6 | 4600 / 5280 (87 %) |" in md
     assert "| 45 M | 3x3: too big |" in md  # 6 PEs x 7.5 MHz
     assert "Reproduce: `srmac report --boards icebreaker,ulx3s-25f" in md and md in text
     points = list(csv.DictReader(open(f"{out}_points.csv")))

@@ -2,13 +2,15 @@
 
 Configuration from the environment: SRMAC_MAC (MAC spec), SRMAC_RAND (port|prng),
 SRMAC_SEED (generator seed), SRMAC_PIPELINE, SRMAC_OPS, SRMAC_VSEED (vector seed),
-SRMAC_IDLE (fraction of idle cycles), SRMAC_REPORT (JSON report path).
+SRMAC_IDLE (fraction of idle cycles), SRMAC_INTERLEAVE (chains L: cycle t after reset
+belongs to chain t mod L, each chain its own stream), SRMAC_REPORT (JSON report path).
 
 One operation per clock: inputs are driven after each falling edge, outputs are
 sampled at the falling edge (settled after the rising edge). Results are checked
 in order at out_valid, code for code against the golden model (hwgen.vectors).
 With the built-in generator, a second phase resets the MAC and runs one chain
-from reset, compared with ``ref.dot(..., seed=SRMAC_SEED)`` prefix by prefix.
+from reset, compared with ``ref.dot(..., seed=SRMAC_SEED)`` prefix by prefix (interleaved:
+one chain per generator, the rows of ``ref.matmul(..., seed=SRMAC_SEED)``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 import ref
-from hwgen.vectors import make_stream
+from hwgen.vectors import make_interleaved_stream, make_stream
 
 MAX_REPORTED = 10
 
@@ -37,6 +39,7 @@ def _env():
         ops=int(os.environ.get("SRMAC_OPS", "10000")),
         vseed=int(os.environ.get("SRMAC_VSEED", "1")),
         idle=float(os.environ.get("SRMAC_IDLE", "0")),
+        interleave=int(os.environ.get("SRMAC_INTERLEAVE", "1")),
         report=os.environ.get("SRMAC_REPORT"),
     )
 
@@ -88,14 +91,10 @@ async def mac_regression(dut):
     e = _env()
     cfg = e["cfg"]
     t0 = time.time()
-    st = make_stream(
-        cfg,
-        e["ops"],
-        seed=e["vseed"],
-        rand_mode=e["rand_mode"],
-        prng_seed=e["seed"],
-        idle=e["idle"],
-    )
+    L = e["interleave"]
+    opts = dict(seed=e["vseed"], rand_mode=e["rand_mode"], prng_seed=e["seed"], idle=e["idle"])
+    st = (make_stream(cfg, e["ops"], **opts) if L == 1
+          else make_interleaved_stream(cfg, e["ops"], L, **opts))
     t_vec = time.time() - t0
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     drive_rand = e["rand_mode"] == "port" and cfg.rand_bits > 0
@@ -120,48 +119,51 @@ async def mac_regression(dut):
             f"expected={_fmt(exp[k], cfg.acc_fmt)} actual={_fmt(got[k], cfg.acc_fmt)}"
         )
 
-    # Phase 2 (built-in generator): reset reseeds it; one chain vs ref.dot(seed=...).
+    # Phase 2 (built-in generator): reset reseeds it; one chain per generator, from reset,
+    # vs ref.dot(seed=...) (L = 1) or the rows of ref.matmul(seed=...) (chain l = PE (l, 0)).
     chain_ops = 0
     if e["rand_mode"] == "prng" and cfg.rand_bits:
         rng = np.random.default_rng(e["vseed"] + 1)
-        L = 48
+        K = 48
         from hwgen.vectors import random_finite
 
-        ca = random_finite(cfg.in_fmt, rng, L)
-        cb = random_finite(cfg.in_fmt, rng, L)
-        c0 = int(random_finite(cfg.acc_fmt, rng, 1)[0])
+        ca = random_finite(cfg.in_fmt, rng, L * K).reshape(L, K)
+        cb = random_finite(cfg.in_fmt, rng, K)
+        c0 = random_finite(cfg.acc_fmt, rng, L)
         await _reset(dut)
-        first = np.zeros(L, dtype=np.int64)
-        first[0] = 1
+        first = np.zeros(L * K, dtype=np.int64)
+        first[:L] = 1
         g2 = await _run(
             dut,
-            np.ones(L, dtype=np.int64),
+            np.ones(L * K, dtype=np.int64),
             first,
-            ca,
-            cb,
-            np.full(L, c0),
-            np.zeros(L, dtype=np.int64),
+            ca.T.reshape(-1),  # cycle k*L + l: chain l, step k
+            np.repeat(cb, L),
+            np.tile(c0, K),
+            np.zeros(L * K, dtype=np.int64),
             False,
         )
-        chain_ops = L
-        for k in range(L):
-            want = int(
-                ref.dot(ca[: k + 1], cb[: k + 1], cfg, z=c0, seed=e["seed"], backend="reference")
-            )
-            if k >= len(g2) or g2[k] != want:
-                act = g2[k] if k < len(g2) else None
-                mism.append(-1 - k)
-                if len(lines) < MAX_REPORTED:
-                    lines.append(
-                        f"seeded chain op {k}: a={_fmt(ca[k], cfg.in_fmt)} "
-                        f"b={_fmt(cb[k], cfg.in_fmt)} "
-                        f"expected={_fmt(want, cfg.acc_fmt)} actual="
-                        f"{'missing' if act is None else _fmt(act, cfg.acc_fmt)}"
-                    )
+        chain_ops = L * K
+        for k in range(K):
+            want = ref.matmul(ca[:, : k + 1], cb[: k + 1, None], cfg, c0[:, None],
+                              seed=e["seed"], backend="reference")[:, 0]
+            for lane in range(L):
+                n = k * L + lane
+                if n >= len(g2) or g2[n] != int(want[lane]):
+                    act = g2[n] if n < len(g2) else None
+                    mism.append(-1 - n)
+                    if len(lines) < MAX_REPORTED:
+                        lines.append(
+                            f"seeded chain {lane} op {k}: a={_fmt(ca[lane, k], cfg.in_fmt)} "
+                            f"b={_fmt(cb[k], cfg.in_fmt)} "
+                            f"expected={_fmt(want[lane], cfg.acc_fmt)} actual="
+                            f"{'missing' if act is None else _fmt(act, cfg.acc_fmt)}"
+                        )
     t_sim = time.time() - t1
     report = {
         "mac": cfg.spec(),
         "rand": e["rand_mode"],
+        "interleave": L,
         "ops": int(v.sum()) + chain_ops,
         "results": len(got),
         "mismatches": len(mism) + (0 if ok_count else 1),

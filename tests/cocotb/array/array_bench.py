@@ -1,7 +1,8 @@
 """cocotb bench for a generated ``SystolicArray`` (driven by hwgen.array_regress).
 
 Environment: SRMAC_MAC (MAC spec), SRMAC_ROWS, SRMAC_COLS, SRMAC_SEED (PE
-generator seed), SRMAC_PIPELINE, SRMAC_WORK (products ``MxKxN/k_tile`` joined
+generator seed), SRMAC_PIPELINE, SRMAC_INTERLEAVE (chains per PE, L: a tile has
+ROWS * L rows, chain l of PE (i, j) being tile row i*L + l), SRMAC_WORK (products ``MxKxN/k_tile`` joined
 by ``;``, k_tile 0 = whole K), SRMAC_VSEED (data seed), SRMAC_STALL
 (probability that each stream is idle on a cycle: a, b, c_in valid and c_out
 ready, independently), SRMAC_REPORT (JSON report path).
@@ -53,7 +54,9 @@ def _pack(vals, w):
 @cocotb.test()
 async def array_regression(dut):
     cfg = ref.parse_mac(os.environ["SRMAC_MAC"])
-    R, C = int(os.environ["SRMAC_ROWS"]), int(os.environ["SRMAC_COLS"])
+    L = int(os.environ.get("SRMAC_INTERLEAVE", "1"))
+    # R: the rows of a tile (PE rows x chains per PE); tile row q is chain q mod L of PE row q div L
+    R, C = int(os.environ["SRMAC_ROWS"]) * L, int(os.environ["SRMAC_COLS"])
     seed = int(os.environ.get("SRMAC_SEED", "0"))
     stall = float(os.environ.get("SRMAC_STALL", "0"))
     work = _work(os.environ["SRMAC_WORK"])
@@ -183,8 +186,9 @@ async def array_regression(dut):
         for m, n in np.argwhere(got != want):
             mism += 1
             if len(lines) < MAX_REPORTED:
+                pe = f"PE ({m % R // L},{n % C})" + (f" chain {m % R % L}" if L > 1 else "")
                 lines.append(
-                    f"product {p} ({M}x{N}) C[{m},{n}] on PE ({m % R},{n % C}): "
+                    f"product {p} ({M}x{N}) C[{m},{n}] on {pe}: "
                     f"expected={int(want[m, n]):#x} actual={int(got[m, n]):#x}"
                 )
     lines[:0] = unresolved[:MAX_REPORTED]
@@ -194,8 +198,9 @@ async def array_regression(dut):
     macs = sum(R * C * At.shape[1] for At, _, _ in tiles)
     report = {
         "mac": cfg.spec(),
-        "rows": R,
+        "rows": R // L,
         "cols": C,
+        "interleave": L,
         "tiles": len(tiles),
         "macs": macs,
         "cycles": cycles,
