@@ -99,7 +99,9 @@ class Sequencer(wiring.Component):
 
         # ---- payload bytes into storage (while idle) ----
         p = self.payload.payload
-        lane, word, half, lo = Signal(range(max(R, C))), Signal(range(kmax + 1)), Signal(), Signal(8)
+        # word: the beat of LOAD_A / LOAD_B (up to kmax) or the row of LOAD_C (up to R)
+        lane, word = Signal(range(max(R, C))), Signal(range(max(kmax, R) + 1))
+        half, lo = Signal(), Signal(8)
         lane_now = Mux(p.first, 0, lane)
         word_now = Mux(p.first, 0, word)
         half_now = Mux(p.first, 0, half)
