@@ -48,6 +48,10 @@ DEFAULT = [
                        stall=0.5),
     ArrayRegressConfig("e5m2_e6m5_eager4_2x2_x2_p1", "e5m2:e6m5:sr_eager:4", 2, 2,
                        small_work(4, 2, 7), seed=5, pipeline=1, stall=0.3, interleave=2),
+    # four chains per PE, small: an 8 x 1 tile array, K up to 96
+    ArrayRegressConfig("e5m2_e6m5_eager4_2x1_x4_p1", "e5m2:e6m5:sr_eager:4", 2, 1,
+                       random_work(8, 1, 4, 11, kmax=96), seed=6, pipeline=1, stall=0.3,
+                       interleave=4),
 ]
 
 SLOW = [
