@@ -23,9 +23,10 @@ from amaranth.hdl import ClockDomain, DomainRenamer, Elaboratable, Module, Reset
 from ref.config import MacConfig
 
 from .core import BoardTop
-from .toolchains import ECP5_TOOLS, ICE40_TOOLS
+from .toolchains import ECP5_TOOLS, ICE40_TOOLS, ecp5_synth_opts
 
-__all__ = ["ClockedTop", "build_on", "ICE40_TOOLS", "ECP5_TOOLS", "BITSTREAM_NAME", "MULTS"]
+__all__ = ["ClockedTop", "build_on", "ICE40_TOOLS", "ECP5_TOOLS", "BITSTREAM_NAME", "MULTS",
+           "ecp5_synth_opts"]
 
 #: Base name of every build product (``srmac_array.bin``, ``.bit``, ``.tim`` ...).
 BITSTREAM_NAME = "srmac_array"
@@ -116,7 +117,7 @@ def build_on(platform, top, *, tools, build_dir: str, program: bool = False,
     variables win). ``report``: also write ``report.json`` (nextpnr, achieved Fmax
     even when the timing target is missed) and ``stat.json`` (yosys cell counts).
     ``mult``: ``"lut"`` maps the PEs' small significand multipliers to logic
-    (``synth_ecp5 -nodsp``; the iCE40 flow never uses its DSP blocks for them), ``"dsp"``
+    (``synth_ecp5 -nodsp``, with ``-nowidelut`` always on the ECP5: :func:`ecp5_synth_opts`; the iCE40 flow never uses its DSP blocks for them), ``"dsp"``
     lets yosys put them into DSP blocks (one MULT18X18D per PE on an ECP5).
     Returns Amaranth's build products; a failing tool raises
     ``subprocess.CalledProcessError`` (its log is ``<build_dir>/srmac_array.tim``).
@@ -127,8 +128,8 @@ def build_on(platform, top, *, tools, build_dir: str, program: bool = False,
         raise ValueError(f"mult must be one of {', '.join(MULTS)}, got {mult!r}")
     for var, exe, _ in tools:
         os.environ.setdefault(var, _tool(exe))
-    if mult == "lut" and tools is ECP5_TOOLS:
-        overrides.setdefault("synth_opts", "-nodsp")
+    if tools is ECP5_TOOLS:
+        overrides.setdefault("synth_opts", ecp5_synth_opts(mult))
     if report:
         overrides.setdefault("nextpnr_opts", "--report report.json --timing-allow-fail")
         overrides.setdefault("script_after_synth", "tee -q -o stat.json stat -json")

@@ -44,6 +44,7 @@ from ref import outputs
 from ref.plotting import save_figure
 
 from .registry import DEFAULT_INTERLEAVE, DEFAULT_PIPELINE, find_tool, get_board
+from .toolchains import ecp5_synth_opts
 
 __all__ = ["Point", "shapes", "search_largest", "board_probe", "cached_points", "START", "Design", "summary_rows", "write_csv",
            "write_markdown", "plot", "TARGET_MHZ", "POINT_COLUMNS", "SUMMARY_COLUMNS"]
@@ -324,9 +325,12 @@ def parse_build(build_dir: str | os.PathLike, family: str, board: str, spec: str
 
 
 def _key(board, spec: str, kmax: int, design: Design) -> dict:
-    return {"version": CACHE_VERSION, "board": board.name, "spec": spec, "kmax": kmax,
-            "target_mhz": TARGET_MHZ[board.family], "pipeline": design.pipeline,
-            "interleave": design.interleave, "mult": design.mult}
+    key = {"version": CACHE_VERSION, "board": board.name, "spec": spec, "kmax": kmax,
+           "target_mhz": TARGET_MHZ[board.family], "pipeline": design.pipeline,
+           "interleave": design.interleave, "mult": design.mult}
+    if board.family == "ecp5":  # the synthesis options of the ECP5 flow (-nowidelut)
+        key["synth"] = ecp5_synth_opts(design.mult)
+    return key
 
 
 def _folder(results_dir, board, spec: str, design: Design) -> Path:

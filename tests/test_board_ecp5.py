@@ -41,7 +41,10 @@ def test_build_plan_targets_the_right_fpga_and_pins(tmp_path):
     assert re.search(r'LOCATE COMP "uart_0__rx__io" SITE "M1"', lpf)
     assert re.search(r'LOCATE COMP "uart_0__tx__io" SITE "L4"', lpf)
     assert 'FREQUENCY NET "core_clk" 40000000.0 HZ' in lpf
-    assert "stat -json" in (tmp_path / "srmac_array.ys").read_text()
+    ys = (tmp_path / "srmac_array.ys").read_text()
+    assert "stat -json" in ys
+    # logic-cell multipliers, no wide LUTs (their PFUMX feed-through LUTs cost more cells)
+    assert re.search(r"synth_ecp5 -nowidelut -nodsp\b", ys)
     # the RTLIL holds the array: one PE per row and column
     il = (tmp_path / "srmac_array.il").read_text()
     assert il.count("pe_0_1") and not il.count("pe_1_0")
