@@ -234,11 +234,19 @@ class ReplyTransmitter(wiring.Component):
         ident = Array(Const(b, 8) for b in self.ident)
         payload_byte = Mux(req.kind == ReplyKind.IDENT, ident[pos], row_bytes[rb])
 
+        # The CRC takes each sent byte one cycle later, from a register: a payload byte comes
+        # from the accumulator block RAM's read data through the byte multiplexer, and the
+        # CRC network behind that was the board's longest path (ECP5, 6x6: 14.4 ns).
+        crc_byte, crc_pending = Signal(8), Signal()
+        crc_now = Signal(16)  # the CRC of every byte sent so far
+        m.d.comb += crc_now.eq(Mux(crc_pending, crc16_next(crc, crc_byte), crc))
+        m.d.sync += [crc.eq(crc_now), crc_byte.eq(out), crc_pending.eq(0)]
+
         def send(value, next_state, *, add_crc=True):
             m.d.comb += [self.tx.valid.eq(1), out.eq(value)]
             with m.If(sent):
                 if add_crc:
-                    m.d.sync += crc.eq(crc16_next(crc, out))
+                    m.d.sync += crc_pending.eq(1)
                 m.next = next_state
 
         with m.FSM(init="IDLE"):
@@ -271,7 +279,7 @@ class ReplyTransmitter(wiring.Component):
                     with m.If(pos + 1 == length):
                         m.next = "CRC_HI"
             with m.State("CRC_HI"):
-                send(crc[8:], "CRC_LO", add_crc=False)
+                send(crc_now[8:], "CRC_LO", add_crc=False)
             with m.State("CRC_LO"):
-                send(crc[:8], "IDLE", add_crc=False)
+                send(crc_now[:8], "IDLE", add_crc=False)
         return m
