@@ -202,6 +202,9 @@ class ReplyTransmitter(wiring.Component):
         Bytes to the UART.
     """
 
+    #: Cycles between a payload byte's (row, byte) moving on and the byte being sendable.
+    FETCH_CYCLES = 3
+
     def __init__(self, ident: bytes, rows: int, cols: int, acc_width: int):
         self.ident, self.rows, self.cols, self.acc_width = bytes(ident), rows, cols, acc_width
         super().__init__({
@@ -228,11 +231,19 @@ class ReplyTransmitter(wiring.Component):
         row = Signal(range(R))
         rb = Signal(range(2 * C))  # byte within the row
         row_done = sent & (rb == 2 * C - 1)
-        m.d.comb += self.acc_read.addr.eq(acc_address(Mux(row_done, row + 1, row), req.bank, R))
-        lanes = [self.acc_read.data[j * wa:(j + 1) * wa] for j in range(C)]
+        # A payload byte is sent from a register, FETCH_CYCLES after (row, rb) moved on: the
+        # address, the block RAM's read, its data registered, the byte selected and registered
+        # (the read data through the byte multiplexer into the UART was the board's longest
+        # path). A byte takes 10 UART bit times to go, so the wait costs nothing.
+        m.d.comb += self.acc_read.addr.eq(acc_address(row, req.bank, R))
+        row_q = Signal(C * wa)
+        m.d.sync += row_q.eq(self.acc_read.data)
+        lanes = [row_q[j * wa:(j + 1) * wa] for j in range(C)]
         row_bytes = Array(b for lane in lanes for b in (lane[:8], Cat(lane[8:], Const(0, 16))[:8]))
         ident = Array(Const(b, 8) for b in self.ident)
-        payload_byte = Mux(req.kind == ReplyKind.IDENT, ident[pos], row_bytes[rb])
+        payload_byte = Signal(8)
+        m.d.sync += payload_byte.eq(Mux(req.kind == ReplyKind.IDENT, ident[pos], row_bytes[rb]))
+        wait = Signal(range(self.FETCH_CYCLES))
 
         # The CRC takes each sent byte one cycle later, from a register: a payload byte comes
         # from the accumulator block RAM's read data through the byte multiplexer, and the
@@ -265,13 +276,20 @@ class ReplyTransmitter(wiring.Component):
             with m.State("LEN_LO"):
                 send(length[:8], "LEN_HI")
             with m.State("LEN_HI"):
-                send(length[8:], "PAYLOAD")
-                with m.If(sent & (length == 0)):
-                    m.next = "CRC_HI"
-            with m.State("PAYLOAD"):
-                send(payload_byte, "PAYLOAD")
+                send(length[8:], "FETCH")
                 with m.If(sent):
-                    m.d.sync += pos.eq(pos + 1)
+                    m.d.sync += wait.eq(self.FETCH_CYCLES - 1)
+                    with m.If(length == 0):
+                        m.next = "CRC_HI"
+            with m.State("FETCH"):  # the byte at (pos, row, rb) on its way into payload_byte
+                with m.If(wait == 0):
+                    m.next = "PAYLOAD"
+                with m.Else():
+                    m.d.sync += wait.eq(wait - 1)
+            with m.State("PAYLOAD"):
+                send(payload_byte, "FETCH")
+                with m.If(sent):
+                    m.d.sync += [pos.eq(pos + 1), wait.eq(self.FETCH_CYCLES - 1)]
                     with m.If(row_done):
                         m.d.sync += [rb.eq(0), row.eq(row + 1)]
                     with m.Else():

@@ -59,9 +59,9 @@ START = {"icebreaker": (2, 3), "ulx3s-12f": (3, 4), "ulx3s-25f": (6, 6), "ulx3s-
          "ulx3s-85f": (11, 11)}
 
 #: Bumped when the board design or the flow changes: cached results of another version are
-#: rebuilt. 2: the dual-path MAC, interleaved PEs, the design in the key. 3: ECP5 flow with
-#: -nowidelut, the reply CRC from a register.
-CACHE_VERSION = 3
+#: rebuilt. 2: the dual-path MAC, interleaved PEs, the design in the key. 3, 4: ECP5 flow with
+#: -nowidelut; reply bytes and their CRC from registers.
+CACHE_VERSION = 4
 
 
 @dataclass(frozen=True)
