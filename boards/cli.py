@@ -102,7 +102,8 @@ def _add_design_options(p):
 
     p.add_argument("--interleave", default=None, metavar="L",
                    help=f"chains per PE: an L-stage accumulation loop, the host sees R*L rows "
-                        f"(default {DEFAULT_INTERLEAVE}; 1: the one-cycle loop)")
+                        f"(default {DEFAULT_INTERLEAVE} where the dual datapath applies, else 1; "
+                        "1: the one-cycle loop)")
     p.add_argument("--pipeline", default=None, metavar="P",
                    help=f"registers between each PE's product and its loop (default "
                         f"{DEFAULT_PIPELINE})")
@@ -270,10 +271,10 @@ def _board(args) -> int:
     if args.action == "sim":
         from .core import BoardTop
         from .host import Accelerator
-        from .registry import DEFAULT_INTERLEAVE, DEFAULT_PIPELINE
+        from .registry import DEFAULT_PIPELINE, default_interleave
         from .sim import SimTransport
 
-        L = DEFAULT_INTERLEAVE if design["interleave"] is None else design["interleave"]
+        L = default_interleave(cfg) if design["interleave"] is None else design["interleave"]
         p = DEFAULT_PIPELINE if design["pipeline"] is None else design["pipeline"]
         BoardTop.validate(cfg, R, C, seed=seed, kmax=kmax or 8, divisor=4, pipeline=p,
                           interleave=L)

@@ -17,16 +17,25 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hwgen.params import DualParams
+
 from .toolchains import ECP5_TOOLS, ICE40_TOOLS
 
 __all__ = ["Board", "BOARDS", "get_board", "board_names", "find_tool", "flash_command",
-           "DEFAULT_PIPELINE", "DEFAULT_INTERLEAVE"]
+           "DEFAULT_PIPELINE", "DEFAULT_INTERLEAVE", "default_interleave"]
 
 #: The array design every board build uses unless told otherwise: the product registered
 #: in front of the accumulation loop, and two chains per PE (a two-stage loop), which runs
 #: the PEs at more than twice the clock of a one-cycle loop (docs/scaling.md).
 DEFAULT_PIPELINE = 1
 DEFAULT_INTERLEAVE = 2
+
+
+def default_interleave(cfg) -> int:
+    """The chains per PE of a build that does not say: :data:`DEFAULT_INTERLEAVE` where the
+    dual datapath (which interleaving needs) applies to ``cfg``, else 1 (the one-cycle loop,
+    e.g. E4M3 products, 8 significand bits, into a 6-bit E6M5 accumulator)."""
+    return DEFAULT_INTERLEAVE if not DualParams(cfg).limit() else 1
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ def _top_check(clock_hz: int):
         return ClockedTop.validate(
             cfg, rows, cols, clock_hz=clock_hz, seed=seed, kmax=kmax,
             pipeline=DEFAULT_PIPELINE if pipeline is None else pipeline,
-            interleave=DEFAULT_INTERLEAVE if interleave is None else interleave)
+            interleave=default_interleave(cfg) if interleave is None else interleave)
 
     return check
 
@@ -84,16 +93,17 @@ def _top_check(clock_hz: int):
 def _icebreaker_build(cfg, rows, cols, *, seed, kmax, build_dir, **kw):
     from .icebreaker import build
 
-    return build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir, **_design(kw))
+    return build(cfg, rows, cols, seed=seed, kmax=kmax, build_dir=build_dir,
+                 **_design(cfg, kw))
 
 
-def _design(kw):
+def _design(cfg, kw):
     """Board build keywords with the design defaults filled in (pipeline, interleave)."""
     kw = dict(kw)
     if kw.get("pipeline") is None:
         kw["pipeline"] = DEFAULT_PIPELINE
     if kw.get("interleave") is None:
-        kw["interleave"] = DEFAULT_INTERLEAVE
+        kw["interleave"] = default_interleave(cfg)
     return kw
 
 
@@ -102,7 +112,7 @@ def _ulx3s_build(variant):
         from .ulx3s import build as ulx3s_build
 
         return ulx3s_build(cfg, rows, cols, variant=variant, seed=seed, kmax=kmax,
-                           build_dir=build_dir, **_design(kw))
+                           build_dir=build_dir, **_design(cfg, kw))
 
     return build
 

@@ -59,7 +59,7 @@ class ProductStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        fi, acc = cfg.in_fmt, cfg.acc_fmt
+        fi = cfg.in_fmt
         ew = MacParams(cfg).exp_width
         pp = 2 * fi.precision
         man = fi.man_bits
