@@ -216,7 +216,7 @@ def register(sub):
                    help="build exactly these sizes (e.g. 1x1,2x2) instead of searching")
     p.add_argument("--start", default=None,
                    help="first size of each search (default auto: near the expected answer, "
-                        "e.g. 2x2 on the iCEBreaker, 5x5 on the ULX3S-25F)")
+                        "e.g. 2x3 on the iCEBreaker, 6x6 on the ULX3S-25F)")
     p.add_argument("--max-builds", default=None, metavar="N",
                    help="stop each search after this many builds (default: until found)")
     p.add_argument("--timeout", default="3600", metavar="SECONDS",
