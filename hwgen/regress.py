@@ -17,6 +17,8 @@ from pathlib import Path
 
 from ref.config import parse_mac
 
+from .params import DualParams
+
 __all__ = [
     "RegressConfig",
     "MATRIX",
@@ -96,8 +98,6 @@ def _with_single(configs):
     Both datapaths run the same bench against ``ref.mac``: the dual one by default,
     the single one for comparison (and for configurations outside the dual one's limits).
     """
-    from .params import DualParams
-
     extra = [
         RegressConfig(f"{c.name}_single", c.mac, c.rand, c.seed, c.pipeline, c.idle,
                       c.hw_mac, "single", c.interleave)

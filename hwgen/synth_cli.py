@@ -270,6 +270,9 @@ def _cmd_synth(args) -> int:
         return _cmd_sweep(args, dev, seeds, freq, pipeline)
     interleaves = _int_list(args.interleave, "--interleave", 1, 5)
     cuts = None
+    if args.dry_run and len(interleaves) > 1:
+        raise ValueError("--dry-run writes the files of one design: give one --interleave "
+                         f"(got {args.interleave})")
     if args.cuts is not None:
         if len(interleaves) != 1:
             raise ValueError("--cuts places the registers of one loop: give one --interleave")

@@ -262,15 +262,17 @@ def make_interleaved_stream(cfg: MacConfig, n_ops: int, interleave: int, *, seed
                             idle: float = 0.0) -> Stream:
     """The stream of ``interleave`` independent chains taking turns, cycle by cycle.
 
-    Chain ``l`` is ``make_stream(cfg, n_ops // interleave, seed=seed + l, pe=(l, 0), ...)``;
-    cycle ``t`` carries cycle ``t // interleave`` of chain ``t % interleave`` (idle once a
-    chain has run out). ``expected`` stays in issue order, which is the order of the
-    results at ``out_valid``.
+    Chain ``l`` is ``make_stream(cfg, n_l, seed=seed + l, pe=(l, 0), ...)`` with the
+    ``n_ops`` operations shared out (``n_l`` is ``n_ops // interleave``, one more for the
+    first ``n_ops % interleave`` chains, at least 1); cycle ``t`` carries cycle
+    ``t // interleave`` of chain ``t % interleave`` (idle once a chain has run out).
+    ``expected`` stays in issue order, which is the order of the results at ``out_valid``.
     """
     L = int(interleave)
     if L < 1:
         raise ValueError(f"interleave must be >= 1, got {interleave}")
-    parts = [make_stream(cfg, max(1, n_ops // L), seed=seed + l, rand_mode=rand_mode,
+    share = [max(1, n_ops // L + (l < n_ops % L)) for l in range(L)]
+    parts = [make_stream(cfg, share[l], seed=seed + l, rand_mode=rand_mode,
                          prng_seed=prng_seed, idle=idle, pe=(l, 0)) for l in range(L)]
     n = max(len(p.valid) for p in parts)
     out = {}
@@ -283,7 +285,3 @@ def make_interleaved_stream(cfg: MacConfig, n_ops: int, interleave: int, *, seed
             col[: len(v), l] = v
         out[name] = col.reshape(-1)
     return Stream(**out)
-
-
-#: The old private name, kept while other branches still import it.
-_random_finite = random_finite

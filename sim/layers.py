@@ -170,6 +170,18 @@ class _QConvMixin(QLayerMixin):
                            self.groups, self.padding_mode, _layout(), self.training,
                            self._counter)
 
+    @classmethod
+    def from_float(cls, mod, config, layer_id=0, seed=0):
+        """The emulated twin of ``mod`` (an ``nn.Conv1d`` / ``nn.Conv2d``): same
+        geometry, device and dtype, its parameters copied."""
+        q = cls(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding,
+                mod.dilation, mod.groups, mod.bias is not None, mod.padding_mode, config=config,
+                layer_id=layer_id, seed=seed, device=mod.weight.device, dtype=mod.weight.dtype)
+        return q._copy_from(mod)
+
+    def forward(self, x):
+        return self.emulate(x, self.weight, self.bias)
+
     def extra_repr(self) -> str:
         return super().extra_repr() + ", " + self.q_extra_repr()
 
@@ -189,22 +201,12 @@ class QConv2d(_QConvMixin, nn.Conv2d):
                          groups, bias, padding_mode, device=device, dtype=dtype)
         self._init_q(config, layer_id, seed, device)
 
-    @classmethod
-    def from_float(cls, mod: nn.Conv2d, config, layer_id=0, seed=0) -> QConv2d:
-        q = cls(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding,
-                mod.dilation, mod.groups, mod.bias is not None, mod.padding_mode, config=config,
-                layer_id=layer_id, seed=seed, device=mod.weight.device, dtype=mod.weight.dtype)
-        return q._copy_from(mod)
-
     def emulate(self, x, weight, bias=None):
         """This layer's GEMMs on other tensors (AdaQAT's integer grids); advances the seeds."""
         squeeze = x.dim() == 3
         y = self._conv(x.unsqueeze(0) if squeeze else x, weight, bias, self.stride,
                        self.dilation)
         return y.squeeze(0) if squeeze else y
-
-    def forward(self, x):
-        return self.emulate(x, self.weight, self.bias)
 
 
 class QConv1d(_QConvMixin, nn.Conv1d):
@@ -217,22 +219,12 @@ class QConv1d(_QConvMixin, nn.Conv1d):
                          groups, bias, padding_mode, device=device, dtype=dtype)
         self._init_q(config, layer_id, seed, device)
 
-    @classmethod
-    def from_float(cls, mod: nn.Conv1d, config, layer_id=0, seed=0) -> QConv1d:
-        q = cls(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding,
-                mod.dilation, mod.groups, mod.bias is not None, mod.padding_mode, config=config,
-                layer_id=layer_id, seed=seed, device=mod.weight.device, dtype=mod.weight.dtype)
-        return q._copy_from(mod)
-
     def emulate(self, x, weight, bias=None):
         squeeze = x.dim() == 2
         x4 = (x.unsqueeze(0) if squeeze else x).unsqueeze(2)
         y = self._conv(x4, weight.unsqueeze(2), bias, (1, self.stride[0]),
                        (1, self.dilation[0])).squeeze(2)
         return y.squeeze(0) if squeeze else y
-
-    def forward(self, x):
-        return self.emulate(x, self.weight, self.bias)
 
 
 class MatMul(nn.Module):

@@ -181,6 +181,11 @@ CONTRADICTIONS = [
     ["synth", "--rounding", "rn", "--rbits", "4"],
     ["synth"],                                                    # no MAC, no --sweep
     ["synth", "e5m2:e6m5:rn", "--device", "xc7"],
+    ["synth", "e5m2:e6m5:rn", "--interleave", "2,3", "--dry-run"],   # one design's files
+    ["synth", "e5m2:e6m5:rn", "--interleave", "6"],
+    ["synth", "e5m2:e6m5:rn", "--interleave", "2,3", "--cuts", "add"],
+    ["verilog", "--mac", "e4m3:e6m5:sr_eager:4", "--interleave", "2"],  # dual does not apply
+    ["verilog", "--mac", "e5m2:e6m5:rn", "--interleave", "0"],
     ["rbits", "--n", "16", "--out", "X"],                         # sweep options without --sweep
     ["rbits", "--n", "16", "--in", "e4m3"],
     ["rbits", "--n", "16", "--acc", "fp16"],

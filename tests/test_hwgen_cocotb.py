@@ -55,7 +55,8 @@ def test_matrix_covers_the_issue():
     # both datapaths: the default (dual where it applies) and the single-path copy
     units = {c.name: MacUnit(c.cfg, datapath=c.datapath).datapath for c in MATRIX}
     assert {"dual", "single"} <= set(units.values())
-    duals = [n for n, d in units.items() if d == "dual"]
+    duals = [c.name for c in MATRIX if units[c.name] == "dual" and c.interleave == 1]
+    assert {c.interleave for c in MATRIX} >= {1, 2, 4}
     assert len(duals) >= 12 and all(units[f"{n}_single"] == "single" for n in duals)
     del units
     gc.collect()  # the units above, under this test's warning filter

@@ -91,6 +91,20 @@ def test_measured_ratios_are_those_of_the_linked_page():
     assert checked >= 2
 
 
+def test_measured_clock_rates_are_those_of_the_linked_page():
+    """Every ``N MHz`` and ``N vs M MHz`` of a bullet stands on the page it links."""
+    checked = 0
+    for bullet in _bullets():
+        pages = re.findall(r"\]\((docs/[^)]+\.md)\)", bullet)
+        texts = " ".join(" ".join((ROOT / p).read_text().split()) for p in pages)
+        for rate in re.findall(r"(\d+(?:\.\d+)?)(?= MHz| vs \d+(?:\.\d+)? MHz)",
+                              " ".join(bullet.split())):
+            assert pages, f"{rate} MHz quoted without its source page"
+            assert rate in texts, f"{rate} MHz is not on {pages}: update the README"
+            checked += 1
+    assert checked >= 4
+
+
 def test_measured_rbits_claims_are_on_the_rbits_page():
     page = " ".join((ROOT / "docs" / "rbits.md").read_text().split())
     bullet = " ".join(next(b for b in _bullets() if "docs/rbits.md" in b).split())
