@@ -474,8 +474,8 @@ def _mac_label(spec: str) -> str:
 
 
 def plot(path: str | os.PathLike, points: list[Point], summary: list[dict]) -> None:
-    """Left: logic-cell use against PE count of every fitting build (colour: rounding, line
-    style: board). Right: peak MAC/s of the largest array per board and rounding."""
+    """Left: logic-cell use against PE count of every fitting build (colour: rounding, marker
+    and line style: board). Right: peak MAC/s of the largest array per board and rounding."""
     from ref.plotting import subplots
 
     fig, (ax1, ax2) = subplots(1, 2, figsize=(11, 4.2))
@@ -483,13 +483,15 @@ def plot(path: str | os.PathLike, points: list[Point], summary: list[dict]) -> N
     macs = list(dict.fromkeys(r["spec"] for r in summary))
     colour = {m: f"C{i}" for i, m in enumerate(macs)}
     style = {b: ("-", "--", ":", "-.")[i % 4] for i, b in enumerate(boards)}
+    marker = {b: ("o", "s", "^", "D")[i % 4] for i, b in enumerate(boards)}
     groups: dict[tuple[str, str], list[Point]] = {}
     for p in points:
         if p.fits:
             groups.setdefault((p.board, p.spec), []).append(p)
     for (board, spec), ps in sorted(groups.items()):
         ps.sort(key=lambda p: p.pes)
-        ax1.plot([p.pes for p in ps], [p.lc_pct for p in ps], "o", ls=style.get(board, "-"),
+        ax1.plot([p.pes for p in ps], [p.lc_pct for p in ps], marker.get(board, "o"),
+                 ls=style.get(board, "-"),
                  color=colour.get(spec), label=f"{board} {_mac_label(spec)}")
     ax1.axhline(100, color="grey", lw=0.8, ls="--")
     ax1.set_xlabel("PEs (rows x cols)")
