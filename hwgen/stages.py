@@ -38,8 +38,9 @@ __all__ = ["BOUNDARIES", "DEFAULT_CUTS", "MAX_INTERLEAVE", "Cuts", "check_cuts",
 BOUNDARIES = ("exp", "align", "mid", "add", "round")
 
 #: Registers inside the loop for each interleave factor L (L - 1 boundaries), chosen by
-#: measurement on the iCE40 UP5K and the ECP5-25F (`srmac synth --interleave L --cuts ...`; docs/hardware.md,
-#: "Interleaved loops"); ``(L, rounding)`` entries override ``L`` for one rounding.
+#: measurement on the iCE40 UP5K and the ECP5-25F (``srmac synth --interleave L --cuts ...``;
+#: docs/hardware.md, "Interleaved loops"); ``(L, rounding)`` entries override ``L`` for one
+#: rounding.
 DEFAULT_CUTS = {
     1: (),
     2: ("add",),
