@@ -44,12 +44,22 @@ class ClockedTop(Elaboratable):
     ``pipeline`` and ``interleave``: of the array's PEs (:class:`boards.core.BoardCore`).
     """
 
-    def __new__(cls, cfg, rows=2, cols=2, *, clock_hz, seed=0, kmax=256, baud=115_200,
+    #: A board's own oscillator (a subclass per board sets it); ``clock_hz=`` overrides it.
+    board_clock_hz: int | None = None
+
+    def __new__(cls, cfg, rows=2, cols=2, *, clock_hz=None, seed=0, kmax=256, baud=115_200,
                 clock_div=4, constraint_hz=None, pipeline=0, interleave=1):
         # Check before the object exists: a refused top leaves no unused elaboratable.
-        cls.validate(cfg, rows, cols, clock_hz=clock_hz, seed=seed, kmax=kmax, baud=baud,
-                     clock_div=clock_div, pipeline=pipeline, interleave=interleave)
+        cls.validate(cfg, rows, cols, clock_hz=cls._clock(clock_hz), seed=seed, kmax=kmax,
+                     baud=baud, clock_div=clock_div, pipeline=pipeline, interleave=interleave)
         return super().__new__(cls)
+
+    @classmethod
+    def _clock(cls, clock_hz):
+        clock_hz = cls.board_clock_hz if clock_hz is None else clock_hz
+        if clock_hz is None:
+            raise ValueError(f"{cls.__name__} needs clock_hz= (the board's oscillator)")
+        return clock_hz
 
     @staticmethod
     def validate(cfg, rows, cols, *, clock_hz, seed=0, kmax=256, baud=115_200, clock_div=4,
@@ -65,10 +75,11 @@ class ClockedTop(Elaboratable):
         return (f"{rows}x{cols} array {cfg.spec()}{chains}, pipeline {pipeline}, PE seed {seed}, "
                 f"KMAX {kmax}, core clock {core_hz / 1e6:g} MHz, UART {baud} baud")
 
-    def __init__(self, cfg: MacConfig, rows: int = 2, cols: int = 2, *, clock_hz: int,
-                 seed: int = 0, kmax: int = 256, baud: int = 115_200, clock_div: int = 4,
-                 constraint_hz: float | None = None, pipeline: int = 0, interleave: int = 1):
-        self.clock_hz = clock_hz // clock_div
+    def __init__(self, cfg: MacConfig, rows: int = 2, cols: int = 2, *,
+                 clock_hz: int | None = None, seed: int = 0, kmax: int = 256,
+                 baud: int = 115_200, clock_div: int = 4, constraint_hz: float | None = None,
+                 pipeline: int = 0, interleave: int = 1):
+        self.clock_hz = self._clock(clock_hz) // clock_div
         self.clock_div = clock_div
         self.constraint_hz = constraint_hz
         divisor = round(self.clock_hz / baud)

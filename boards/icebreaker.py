@@ -21,21 +21,11 @@ CLOCK_HZ = 12_000_000
 
 
 class IcebreakerTop(ClockedTop):
-    """The board on the 12 MHz clock divided by ``clock_div`` (2x2 E5M2/E6M5 sr_eager: the
-    one-cycle accumulation loop closes at about 7 MHz on the UP5K, so the default is 3 MHz)."""
+    """:class:`boards.fpga.ClockedTop` on the iCEBreaker's 12 MHz oscillator, divided by
+    ``clock_div`` (default 4: 3 MHz; ``constraint_hz`` asks nextpnr for more, see
+    docs/scaling.md for what each array reaches)."""
 
-    def __init__(self, cfg: MacConfig, rows: int = 2, cols: int = 2, *, seed: int = 0,
-                 kmax: int = 256, baud: int = 115_200, clock_div: int = 4,
-                 constraint_hz: float | None = None, pipeline: int = 0, interleave: int = 1):
-        super().__init__(cfg, rows, cols, clock_hz=CLOCK_HZ, seed=seed, kmax=kmax, baud=baud,
-                         clock_div=clock_div, constraint_hz=constraint_hz, pipeline=pipeline,
-                         interleave=interleave)
-
-    def __new__(cls, cfg, rows=2, cols=2, *, seed=0, kmax=256, baud=115_200, clock_div=4,
-                constraint_hz=None, pipeline=0, interleave=1):
-        return super().__new__(cls, cfg, rows, cols, clock_hz=CLOCK_HZ, seed=seed, kmax=kmax,
-                               baud=baud, clock_div=clock_div, pipeline=pipeline,
-                               interleave=interleave)
+    board_clock_hz = CLOCK_HZ
 
 
 def platform():

@@ -30,21 +30,11 @@ VARIANTS = {
 
 
 class Ulx3sTop(ClockedTop):
-    """The board on the 25 MHz clock divided by ``clock_div`` (default 4: 6.25 MHz; a MAC's
-    accumulation loop closes at about 25 MHz on the ECP5, less in a large, crowded array)."""
+    """:class:`boards.fpga.ClockedTop` on the ULX3S's 25 MHz oscillator, divided by
+    ``clock_div`` (default 4: 6.25 MHz; ``constraint_hz`` asks nextpnr for more, see
+    docs/scaling.md for what each array reaches)."""
 
-    def __init__(self, cfg: MacConfig, rows: int = 2, cols: int = 2, *, seed: int = 0,
-                 kmax: int = 256, baud: int = 115_200, clock_div: int = 4,
-                 constraint_hz: float | None = None, pipeline: int = 0, interleave: int = 1):
-        super().__init__(cfg, rows, cols, clock_hz=CLOCK_HZ, seed=seed, kmax=kmax, baud=baud,
-                         clock_div=clock_div, constraint_hz=constraint_hz, pipeline=pipeline,
-                         interleave=interleave)
-
-    def __new__(cls, cfg, rows=2, cols=2, *, seed=0, kmax=256, baud=115_200, clock_div=4,
-                constraint_hz=None, pipeline=0, interleave=1):
-        return super().__new__(cls, cfg, rows, cols, clock_hz=CLOCK_HZ, seed=seed, kmax=kmax,
-                               baud=baud, clock_div=clock_div, pipeline=pipeline,
-                               interleave=interleave)
+    board_clock_hz = CLOCK_HZ
 
 
 def platform(variant: str = "85f"):
