@@ -271,11 +271,10 @@ def _board(args) -> int:
     if args.action == "sim":
         from .core import BoardTop
         from .host import Accelerator
-        from .registry import DEFAULT_PIPELINE, default_interleave
+        from .registry import design_defaults
         from .sim import SimTransport
 
-        L = default_interleave(cfg) if design["interleave"] is None else design["interleave"]
-        p = DEFAULT_PIPELINE if design["pipeline"] is None else design["pipeline"]
+        p, L = design_defaults(cfg, design["pipeline"], design["interleave"])
         BoardTop.validate(cfg, R, C, seed=seed, kmax=kmax or 8, divisor=4, pipeline=p,
                           interleave=L)
         acc = Accelerator(SimTransport(BoardTop(cfg, R, C, seed=seed, kmax=kmax or 8,

@@ -22,7 +22,8 @@ from hwgen.params import DualParams
 from .toolchains import ECP5_TOOLS, ICE40_TOOLS
 
 __all__ = ["Board", "BOARDS", "get_board", "board_names", "find_tool", "flash_command",
-           "DEFAULT_PIPELINE", "DEFAULT_INTERLEAVE", "default_interleave"]
+           "DEFAULT_PIPELINE", "DEFAULT_INTERLEAVE", "default_interleave",
+           "design_defaults"]
 
 #: The array design every board build uses unless told otherwise: the product registered
 #: in front of the accumulation loop, and two chains per PE (a two-stage loop), which runs
@@ -36,6 +37,14 @@ def default_interleave(cfg) -> int:
     dual datapath (which interleaving needs) applies to ``cfg``, else 1 (the one-cycle loop,
     e.g. E4M3 products, 8 significand bits, into a 6-bit E6M5 accumulator)."""
     return DEFAULT_INTERLEAVE if not DualParams(cfg).limit() else 1
+
+
+def design_defaults(cfg, pipeline: int | None = None,
+                    interleave: int | None = None) -> tuple[int, int]:
+    """``(pipeline, interleave)`` of a board build of ``cfg``: the values given, and for
+    None :data:`DEFAULT_PIPELINE` and :func:`default_interleave`."""
+    return (DEFAULT_PIPELINE if pipeline is None else pipeline,
+            default_interleave(cfg) if interleave is None else interleave)
 
 
 @dataclass(frozen=True)
@@ -82,10 +91,9 @@ def _top_check(clock_hz: int):
 
         if mult not in MULTS:
             raise ValueError(f"--mult must be one of {', '.join(MULTS)}, got {mult!r}")
-        return ClockedTop.validate(
-            cfg, rows, cols, clock_hz=clock_hz, seed=seed, kmax=kmax,
-            pipeline=DEFAULT_PIPELINE if pipeline is None else pipeline,
-            interleave=default_interleave(cfg) if interleave is None else interleave)
+        pipeline, interleave = design_defaults(cfg, pipeline, interleave)
+        return ClockedTop.validate(cfg, rows, cols, clock_hz=clock_hz, seed=seed, kmax=kmax,
+                                   pipeline=pipeline, interleave=interleave)
 
     return check
 
@@ -100,10 +108,8 @@ def _icebreaker_build(cfg, rows, cols, *, seed, kmax, build_dir, **kw):
 def _design(cfg, kw):
     """Board build keywords with the design defaults filled in (pipeline, interleave)."""
     kw = dict(kw)
-    if kw.get("pipeline") is None:
-        kw["pipeline"] = DEFAULT_PIPELINE
-    if kw.get("interleave") is None:
-        kw["interleave"] = default_interleave(cfg)
+    kw["pipeline"], kw["interleave"] = design_defaults(cfg, kw.get("pipeline"),
+                                                       kw.get("interleave"))
     return kw
 
 

@@ -22,7 +22,7 @@ from ref.cli import add_mac_arguments, check_outputs, mac_from_args, parse_int
 from ref.config import Rounding
 
 from . import report as R
-from .registry import get_board
+from .registry import design_defaults, get_board
 
 __all__ = ["register"]
 
@@ -62,7 +62,7 @@ def _report(args) -> int:
                          "drop it or add sr_lazy / sr_eager")
     cfgs = [mac.replace(rounding=r) for r in roundings]
     args.kmax = parse_int(args.kmax, "--kmax", 1)
-    design = _design(args)
+    design = _design(args, mac)
     args.max_builds = parse_int(args.max_builds, "--max-builds", 1)
     args.timeout = _seconds(args.timeout, "--timeout")
     sizes = [R.parse_shape(s) for s in _split(args.sizes)] if args.sizes is not None else None
@@ -132,17 +132,18 @@ def _report(args) -> int:
     return 0
 
 
-def _design(args) -> R.Design:
-    """The board design of the report from --interleave, --pipeline and --mult."""
+def _design(args, mac) -> R.Design:
+    """The board design of the report on ``mac``'s formats from --interleave, --pipeline and
+    --mult (unset: the board build defaults, :func:`boards.registry.design_defaults`)."""
     from .fpga import MULTS
-    from .registry import DEFAULT_INTERLEAVE, DEFAULT_PIPELINE
 
     if args.mult not in MULTS:
         raise ValueError(f"--mult must be one of {', '.join(MULTS)}, got {args.mult!r}")
-    return R.Design(pipeline=parse_int(args.pipeline or str(DEFAULT_PIPELINE), "--pipeline", 0, 8),
-                    interleave=parse_int(args.interleave or str(DEFAULT_INTERLEAVE),
-                                         "--interleave", 1, 5),
-                    mult=args.mult)
+    pipeline, interleave = design_defaults(
+        mac,
+        None if args.pipeline is None else parse_int(args.pipeline, "--pipeline", 0, 8),
+        None if args.interleave is None else parse_int(args.interleave, "--interleave", 1, 5))
+    return R.Design(pipeline=pipeline, interleave=interleave, mult=args.mult)
 
 
 def _seconds(text, what: str) -> float:
@@ -164,7 +165,9 @@ def _command(args, boards, roundings) -> str:
         parts += ["--rbits", str(mac.rbits)]
     if args.kmax != 256:
         parts += ["--kmax", str(args.kmax)]
-    design, default = _design(args), R.Design()
+    design = _design(args, mac)
+    pipeline, interleave = design_defaults(mac)
+    default = R.Design(pipeline=pipeline, interleave=interleave)
     for flag, value, dflt in (("--interleave", design.interleave, default.interleave),
                               ("--pipeline", design.pipeline, default.pipeline),
                               ("--mult", design.mult, default.mult)):

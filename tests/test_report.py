@@ -258,6 +258,24 @@ def test_report_cli_explicit_sizes(tmp_path, monkeypatch, capsys):
     assert "| icebreaker | e5m2:e6m5:rn | 1x2 |" in capsys.readouterr().out
 
 
+def test_report_design_defaults_follow_the_formats(tmp_path, monkeypatch, capsys):
+    """Without --interleave the report builds what `srmac build` builds: two chains per PE
+    where the dual datapath applies (E5M2 -> E6M5), one where it does not (E4M3 -> E6M5)."""
+    designs = {}
+
+    def fake_board_probe(board, cfg, results, **kw):
+        designs[cfg.in_fmt.name] = kw["design"]
+        return lambda r, c: Point(board, cfg.spec(), r, c, "too big")
+
+    monkeypatch.setattr(R, "board_probe", fake_board_probe)
+    for fmt in ("e5m2", "e4m3"):
+        assert main(["report", "--quick", "--in", fmt, "--acc", "e6m5", "--no-progress",
+                     "--out", str(tmp_path / fmt), "--results", str(tmp_path / "cache")]) == 0
+    assert (designs["E5M2"].interleave, designs["E4M3"].interleave) == (2, 1)
+    assert designs["E5M2"].pipeline == designs["E4M3"].pipeline == 1
+    assert "--interleave" not in capsys.readouterr().out  # the defaults: not in the command
+
+
 @pytest.mark.parametrize("argv, expect", [
     (["--boards", "nosuch"], "unknown board 'nosuch'"),
     (["--roundings", "rn,sr"], "unknown rounding 'sr'"),
