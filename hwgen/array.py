@@ -235,15 +235,20 @@ class SystolicArray(wiring.Component):
         # ---- phase transitions ----
         drain = drain_cycles(R, C, self.pipeline, L)
         cnt = Signal(range(drain + 1))
+
+        def step_rows(moved, after):
+            """A row moved in or out: the next row, and state ``after`` past the last one."""
+            m.d.comb += next_row.eq(moved)
+            with m.If(moved):
+                with m.If(row == Q - 1):
+                    m.d.sync += row.eq(0)
+                    m.next = after
+                with m.Else():
+                    m.d.sync += row.eq(row + 1)
+
         with m.FSM(init="LOAD") as fsm:
             with m.State("LOAD"):
-                m.d.comb += next_row.eq(load_row)
-                with m.If(load_row):
-                    with m.If(row == Q - 1):
-                        m.d.sync += row.eq(0)
-                        m.next = "COMPUTE"
-                    with m.Else():
-                        m.d.sync += row.eq(row + 1)
+                step_rows(load_row, "COMPUTE")
             with m.State("COMPUTE"):
                 with m.If(done):
                     m.d.sync += cnt.eq(drain - 1)
@@ -254,13 +259,7 @@ class SystolicArray(wiring.Component):
                 with m.Else():
                     m.d.sync += cnt.eq(cnt - 1)
             with m.State("OUTPUT"):
-                m.d.comb += next_row.eq(out_row)
-                with m.If(out_row):
-                    with m.If(row == Q - 1):
-                        m.d.sync += row.eq(0)
-                        m.next = "LOAD"
-                    with m.Else():
-                        m.d.sync += row.eq(row + 1)
+                step_rows(out_row, "LOAD")
         # The phases as plain comparisons of the state (continuous assignments: Icarus never
         # runs an always @* block whose inputs have not changed yet, so a phase flag driven
         # from inside a state would stay X until the first transition).
