@@ -89,6 +89,21 @@ class _Call:
         same = spec.fmt is not None or fmt == first_fmt
         return spec.encode(x, fmt, self.seed_of(stream if same else later_stream), positions)
 
+    def act(self, x, fmt, positions):
+        """Activation codes for a GEMM in ``fmt`` (first used by the forward GEMM)."""
+        return self.operand(self.cfg.act, x, fmt, self.cfg.fwd.in_fmt, Stream.Q_ACT,
+                            Stream.Q_ACT_BWD, positions)
+
+    def weight(self, x, fmt, positions):
+        """Weight codes for a GEMM in ``fmt`` (first used by the forward GEMM)."""
+        return self.operand(self.cfg.weight, x, fmt, self.cfg.fwd.in_fmt, Stream.Q_WEIGHT,
+                            Stream.Q_WEIGHT_BWD, positions)
+
+    def grad(self, x, fmt, positions):
+        """Output-gradient codes for a GEMM in ``fmt`` (first used by the input-gradient GEMM)."""
+        return self.operand(self.cfg.grad, x, fmt, self.cfg.bwd_input.in_fmt, Stream.Q_GRAD,
+                            Stream.Q_GRAD_BWD, positions)
+
 
 def _empty(like: Tensor) -> Tensor:
     return like.new_empty(0)
@@ -153,9 +168,8 @@ def qlinear(x: Tensor, weight: Tensor, bias: Tensor | None, rng: Tensor, config:
     cfg = call.cfg
     x2, n, per = _rows(x)
     f = cfg.fwd.in_fmt
-    xc = call.operand(cfg.act, x2, f, f, Stream.Q_ACT, Stream.Q_ACT_BWD,
-                      _elements(call.pos, n, x2))
-    wc = call.operand(cfg.weight, weight, f, f, Stream.Q_WEIGHT, Stream.Q_WEIGHT_BWD, None)
+    xc = call.act(x2, f, _elements(call.pos, n, x2))
+    wc = call.weight(weight, f, None)
     c = None if bias is None else ref.encode(bias.detach().reshape(1, -1), cfg.fwd.acc_fmt)
     y = gemm(xc, wc.t(), cfg.fwd, call.seed_of(Stream.FWD_GEMM), c, dtype=x.dtype,
              rows=call.pos.rows(n, per, x.device))
@@ -182,19 +196,16 @@ def qlinear_backward(grad: Tensor, x: Tensor, weight: Tensor, rng: Tensor, confi
     dx, dw, db = _empty(x), _empty(weight), _empty(weight)
     if needs[0]:
         f = cfg.bwd_input.in_fmt
-        gc = call.operand(cfg.grad, g2, f, f, Stream.Q_GRAD, Stream.Q_GRAD_BWD, elems)
-        wc = call.operand(cfg.weight, weight, f, cfg.fwd.in_fmt, Stream.Q_WEIGHT,
-                          Stream.Q_WEIGHT_BWD, None)
+        gc = call.grad(g2, f, elems)
+        wc = call.weight(weight, f, None)
         dx = gemm(gc, wc, cfg.bwd_input, call.seed_of(Stream.BWD_INPUT_GEMM), dtype=x.dtype,
                   rows=call.pos.rows(n, per, x.device)).reshape(x.shape)
         _count(counter, m * o * k)
     if needs[1] or needs[2]:
         f = cfg.bwd_weight.in_fmt
-        gc = call.operand(cfg.grad, g2, f, cfg.bwd_input.in_fmt, Stream.Q_GRAD,
-                          Stream.Q_GRAD_BWD, elems)
+        gc = call.grad(g2, f, elems)
         if needs[1]:
-            xc = call.operand(cfg.act, x2, f, cfg.fwd.in_fmt, Stream.Q_ACT, Stream.Q_ACT_BWD,
-                              _elements(call.pos, n, x2))
+            xc = call.act(x2, f, _elements(call.pos, n, x2))
             dw = gemm(gc.t(), xc, cfg.bwd_weight,
                       call.seed_of(Stream.BWD_WEIGHT_GEMM, shard=True), dtype=weight.dtype)
             _count(counter, m * o * k)
@@ -249,9 +260,8 @@ def qconv2d(x: Tensor, weight: Tensor, bias: Tensor | None, rng: Tensor, config:
     n = x.shape[0]
     o, cg, kh, kw = weight.shape
     f = cfg.fwd.in_fmt
-    xc = call.operand(cfg.act, x, f, f, Stream.Q_ACT, Stream.Q_ACT_BWD,
-                      call.pos.elements(x.shape, x.device))
-    wc = call.operand(cfg.weight, weight, f, f, Stream.Q_WEIGHT, Stream.Q_WEIGHT_BWD, None)
+    xc = call.act(x, f, call.pos.elements(x.shape, x.device))
+    wc = call.weight(weight, f, None)
     xp = pad_codes(xc, pads, padding_mode)
     ho, wo = _conv_out(x.shape, weight.shape, stride, pads, dilation)
     c = None if bias is None else ref.encode(bias.detach(), cfg.fwd.acc_fmt)
@@ -298,9 +308,8 @@ def qconv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, rng: Tensor, confi
     dx, dw, db = _empty(x), _empty(weight), _empty(weight)
     if needs[0]:
         f = cfg.bwd_input.in_fmt
-        gc = call.operand(cfg.grad, grad, f, f, Stream.Q_GRAD, Stream.Q_GRAD_BWD, elems)
-        wc = call.operand(cfg.weight, weight, f, cfg.fwd.in_fmt, Stream.Q_WEIGHT,
-                          Stream.Q_WEIGHT_BWD, None)
+        gc = call.grad(grad, f, elems)
+        wc = call.weight(weight, f, None)
         hp, wp = h + top + bottom, w + left + right
         gp = conv_input_grad_codes(gc, (hp, wp), (kh, kw), stride=stride, dilation=dilation)
         zeros = padding_mode == "zeros"
@@ -317,12 +326,10 @@ def qconv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, rng: Tensor, confi
         _count(counter, n * hp * wp * x.shape[1] * (o // groups) * kh * kw)
     if needs[1] or needs[2]:
         f = cfg.bwd_weight.in_fmt
-        gc = call.operand(cfg.grad, grad, f, cfg.bwd_input.in_fmt, Stream.Q_GRAD,
-                          Stream.Q_GRAD_BWD, elems)
+        gc = call.grad(grad, f, elems)
         gm = gc.permute(0, 2, 3, 1).reshape(-1, o)  # rows (n, p, q), as im2col
         if needs[1]:
-            xc = call.operand(cfg.act, x, f, cfg.fwd.in_fmt, Stream.Q_ACT, Stream.Q_ACT_BWD,
-                              call.pos.elements(x.shape, x.device))
+            xc = call.act(x, f, call.pos.elements(x.shape, x.device))
             cols = unfold_codes(pad_codes(xc, pads, padding_mode), (kh, kw), stride=stride,
                                 dilation=dilation)
             codes = conv_weight_grad_codes(gm, cols, cfg.bwd_weight,
@@ -442,10 +449,10 @@ def qmatmul(a: Tensor, b: Tensor, rng: Tensor, config: str, layout: list[int], t
     a1, b1 = a.reshape(plan.a1), b.reshape(plan.b1)
     f = cfg.fwd.in_fmt
     pos = call.pos
-    ac = call.operand(cfg.act, a1, f, f, Stream.Q_ACT, Stream.Q_ACT_BWD,
-                      pos.elements(a1.shape, a.device) if plan.sampled(a1.shape, True) else None)
-    bc = call.operand(cfg.weight, b1, f, f, Stream.Q_WEIGHT, Stream.Q_WEIGHT_BWD,
-                      pos.elements(b1.shape, b.device) if plan.sampled(b1.shape, False) else None)
+    ac = call.act(a1, f, pos.elements(a1.shape, a.device) if plan.sampled(a1.shape, True)
+                  else None)
+    bc = call.weight(b1, f, pos.elements(b1.shape, b.device) if plan.sampled(b1.shape, False)
+                     else None)
     left = ac.expand(*plan.batch, plan.m, plan.k)
     right = bc.expand(*plan.batch, plan.k, plan.n)
     codes = _contract(left, right, plan.batch, cfg.fwd, call.seed_of(Stream.FWD_GEMM),
@@ -483,10 +490,8 @@ def qmatmul_backward(grad: Tensor, a: Tensor, b: Tensor, rng: Tensor, config: st
     da, db = _empty(a), _empty(b)
     if needs[0]:
         f = cfg.bwd_input.in_fmt
-        gc = call.operand(cfg.grad, g1, f, f, Stream.Q_GRAD, Stream.Q_GRAD_BWD, g_elems)
-        bc = call.operand(cfg.weight, b1, f, cfg.fwd.in_fmt, Stream.Q_WEIGHT,
-                          Stream.Q_WEIGHT_BWD,
-                          pos.elements(b1.shape, b.device) if b_s else None)
+        gc = call.grad(g1, f, g_elems)
+        bc = call.weight(b1, f, pos.elements(b1.shape, b.device) if b_s else None)
         out_batch = plan.padded(a1.shape)[:-2]
         rows = (plan.rows(pos, out_batch, plan.m, a.device) if a_s else
                 torch.arange(math.prod(out_batch) * plan.m, device=a.device)
@@ -498,10 +503,8 @@ def qmatmul_backward(grad: Tensor, a: Tensor, b: Tensor, rng: Tensor, config: st
         _count(counter, plan.g * plan.m * plan.n * plan.k)
     if needs[1]:
         f = cfg.bwd_weight.in_fmt
-        gc = call.operand(cfg.grad, g1, f, cfg.bwd_input.in_fmt, Stream.Q_GRAD,
-                          Stream.Q_GRAD_BWD, g_elems)
-        ac = call.operand(cfg.act, a1, f, cfg.fwd.in_fmt, Stream.Q_ACT, Stream.Q_ACT_BWD,
-                          pos.elements(a1.shape, a.device) if a_s else None)
+        gc = call.grad(g1, f, g_elems)
+        ac = call.act(a1, f, pos.elements(a1.shape, a.device) if a_s else None)
         out_batch = plan.padded(b1.shape)[:-2]
         rows = (plan.rows(pos, out_batch, plan.k, b.device) if b_s else
                 torch.arange(math.prod(out_batch) * plan.k, device=b.device)
