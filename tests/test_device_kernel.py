@@ -34,6 +34,8 @@ if not CUDA:
     os.environ["TRITON_INTERPRET"] = "1"
 pytest.importorskip("triton")
 
+from codes import assert_codes_equal  # noqa: E402
+
 import ref  # noqa: E402
 from ref.chain import matmul_reference  # noqa: E402
 from ref.config import MacConfig  # noqa: E402
@@ -84,11 +86,8 @@ def check(A, B, cfg, C=None, **kw):
     want = matmul_reference(A, B, cfg, C, return_state=True, **kw)
     (gz, gs), (wz, ws) = got, want
     assert gz.device.type == DEV and gz.dtype == torch.int64
-    g, w = gz.cpu().numpy(), np.asarray(wz)
-    bad = np.argwhere(g != w)
-    assert bad.size == 0, (f"{cfg.spec()}: {len(bad)} codes differ, first at {bad[0].tolist()}: "
-                           f"device {g[tuple(bad[0])]:#x} reference {w[tuple(bad[0])]:#x} "
-                           f"({device.LAST_RUN})")
+    g = gz.cpu().numpy()
+    assert_codes_equal(g, wz, cfg.spec(), "device", str(device.LAST_RUN))
     if ws is None:
         assert gs is None
     else:

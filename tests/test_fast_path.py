@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from codes import assert_codes_equal
 
 import ref
 from ref import fast
@@ -63,11 +64,8 @@ def check(A, B, cfg, **kw):
                                           np.asarray(ws.cpu() if hasattr(ws, "cpu") else ws))
     assert type(got) is type(want)
     assert tuple(got.shape) == tuple(want.shape)
-    g = got.cpu().numpy() if hasattr(got, "cpu") else np.asarray(got)
-    w = want.cpu().numpy() if hasattr(want, "cpu") else np.asarray(want)
-    bad = np.argwhere(g != w)
-    assert bad.size == 0, (f"{cfg.spec()}: {len(bad)} codes differ, first at {bad[0].tolist()}: "
-                           f"fast {g[tuple(bad[0])]:#x} reference {w[tuple(bad[0])]:#x}")
+    assert_codes_equal(got.cpu() if hasattr(got, "cpu") else got,
+                       want.cpu() if hasattr(want, "cpu") else want, cfg.spec())
     return got
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from codes import assert_codes_equal
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -80,10 +81,7 @@ def agree(cfg, M, K, N, with_c, source, seed):
         kw["state"] = rng.integers(1, 2**32, size=(M, N))
     got, got_state = fast.matmul(A, B, cfg, **kw)
     want, want_state = matmul_reference(A, B, cfg, **kw)
-    bad = np.argwhere(np.asarray(got) != np.asarray(want))
-    assert bad.size == 0, (f"{cfg.spec()} {M}x{K}x{N} {source}: {len(bad)} codes differ, first at "
-                           f"{bad[0].tolist()}: fast {got[tuple(bad[0])]:#x} reference "
-                           f"{want[tuple(bad[0])]:#x}")
+    assert_codes_equal(got, want, f"{cfg.spec()} {M}x{K}x{N} {source}")
     if want_state is None:
         assert got_state is None
     else:
