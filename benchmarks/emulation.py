@@ -25,12 +25,17 @@ K = output channels x kh x kw, N = input channels) and the weight-gradient GEMM
 (M = output channels, K = batch x output pixels, N = C x kh x kw: the long
 chains), as ``sim/gemm.py`` runs them; ``projection.md`` then gives the epoch
 time those rates imply for ResNet-20 / CIFAR-10 and ResNet-18 / ImageNet.
+``--scale S`` divides every suite dimension by ``S`` (a quick rehearsal of the
+suite on a CPU: ``benchmarks/gpu_check.sh --rehearse``); the projection then
+uses the small shapes' rates and says so.
+
+The tables are rewritten after every row, so a run cut short by a time limit
+still leaves what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import sys
@@ -46,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ref  # noqa: E402
 from ref import fast  # noqa: E402
 from ref.chain import matmul_reference  # noqa: E402
+from ref.outputs import write_csv, write_text  # noqa: E402
 
 SHAPES = [(64, 256, 64), (128, 512, 128), (256, 256, 256), (4096, 288, 32)]
 QUICK_SHAPES = [(64, 256, 64), (256, 256, 256)]
@@ -75,10 +81,11 @@ def conv_gemms(net: str):
     return out
 
 
-def gpu_suite():
-    """``[(label, shape)]`` of ``--suite gpu``."""
+def gpu_suite(scale: int = 1):
+    """``[(label, shape)]`` of ``--suite gpu``, every dimension divided by ``scale``."""
     squares = [(f"{n}^3", (n, n, n)) for n in (256, 1024, 4096)]
-    return squares + [(label, shape) for net in NETS for label, shape, _ in conv_gemms(net)]
+    suite = squares + [(label, shape) for net in NETS for label, shape, _ in conv_gemms(net)]
+    return [(label, tuple(max(1, v // scale) for v in shape)) for label, shape in suite]
 
 
 FIELDS = ["device", "label", "config", "M", "K", "N", "backend", "seconds", "mac_per_s",
@@ -142,9 +149,10 @@ def _peak(fn, device):
 
 
 def _mm_time(X, Y, device, repeat):
-    """(wall, cpu) seconds of one torch.mm: best of ``repeat`` batches of ~0.2 G MAC each."""
+    """(wall, cpu) seconds of one torch.mm: best of ``repeat`` batches of ~0.2 G MAC each
+    (at most 2,000 calls: tiny shapes)."""
     torch.mm(X, Y)
-    inner = max(1, int(2e8 // (X.shape[0] * X.shape[1] * Y.shape[1] + 1)))
+    inner = min(2000, max(1, int(2e8 // (X.shape[0] * X.shape[1] * Y.shape[1] + 1))))
     t, c = _time(lambda: [torch.mm(X, Y) for _ in range(inner)], device, repeat)
     return t / inner, c / inner
 
@@ -166,8 +174,9 @@ def _row(device, spec, shape, backend, call, mm, repeat, threads):
                 peak_over_io=peak / io, threads=threads)
 
 
-def run(device, shapes, configs, repeat, reference_shape=None):
-    """Benchmark rows (dicts with FIELDS) for every config and shape; prints each row.
+def run(device, shapes, configs, repeat, reference_shape=None, on_row=None):
+    """Benchmark rows (dicts with FIELDS) for every config and shape; prints each row and
+    calls ``on_row(rows so far)`` after it.
 
     ``shapes``: ``(M, K, N)`` tuples or ``(label, (M, K, N))`` pairs.
     """
@@ -192,6 +201,8 @@ def run(device, shapes, configs, repeat, reference_shape=None):
                                  repeat if name == "fast" else 1, threads))
                 rows[-1]["label"] = label
                 print(_fmt_row(rows[-1]), flush=True)
+                if on_row is not None:
+                    on_row(rows)
             del A, B, X, Y
     return rows
 
@@ -224,11 +235,15 @@ def markdown(rows, device, load=None):
     return "\n".join(head + [_fmt_row(r) for r in rows]) + "\n"
 
 
-def projection(rows, device):
-    """Markdown: the epoch time of each network that the measured conv-GEMM rates imply."""
+def projection(rows, device, scale: int = 1):
+    """Markdown: the epoch time of each network that the measured conv-GEMM rates imply
+    (``scale`` > 1: the rates were measured on the suite's shapes divided by ``scale``)."""
+    measured = ("the rate measured for its shape" if scale == 1 else
+                f"the rate measured for its shape divided by {scale} (a rehearsal: not a "
+                "projection to quote)")
     lines = [f"Epoch time implied by the measured GEMM rates ({device}: {_device_name(device)}). "
              "Convolutions only (the fc layers and 1x1 shortcuts add < 2 %); every GEMM of a "
-             "step (forward, input gradient, weight gradient) at the rate measured for its shape.",
+             f"step (forward, input gradient, weight gradient) at {measured}.",
              "", "| network | data (images, batch) | config | emulated MACs per epoch | "
              "seconds per epoch | hours per epoch | mean G MAC/s |", "|---|---|---|---:|---:|---:|---:|"]
     fast = {(r["config"], r["label"]): r for r in rows if r["backend"] == "fast"}
@@ -242,7 +257,7 @@ def projection(rows, device):
                     ok = False
                     break
                 macs += count * M * K * N
-                secs += count * r["seconds"]
+                secs += count * M * K * N / r["mac_per_s"]
             if not ok:
                 continue
             steps = images / batch
@@ -301,6 +316,9 @@ def main(argv=None):
                    help="gpu: 256^3, 1024^3, 4096^3 and the ResNet-20 / ResNet-18 conv GEMMs "
                         "(forward, input and weight gradients), configs "
                         + ", ".join(GPU_CONFIGS) + "; writes projection.md too")
+    p.add_argument("--scale", type=int, default=1,
+                   help="divide every --suite gpu dimension by this (a quick rehearsal of the "
+                        "suite, e.g. on a CPU; default 1)")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("benchmark: --device cuda needs a CUDA GPU (torch.cuda.is_available() is False)",
@@ -319,25 +337,33 @@ def main(argv=None):
             print(f"benchmark: bad --shapes {args.shapes!r}: expected MxKxN[,MxKxN...], "
                   "e.g. 256x256x256", file=sys.stderr)
             return 2
+    if args.scale < 1:
+        print(f"benchmark: --scale must be >= 1, got {args.scale}", file=sys.stderr)
+        return 2
     repeat = 1 if args.quick else args.repeat
     load0 = _load()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    def save(rows, final=False):
+        """Rewrite the tables (atomically) with the rows measured so far."""
+        write_csv(out / "emulation.csv", rows, FIELDS)
+        write_text(out / "emulation.md", markdown(rows, args.device, (load0, _load())))
+        if args.suite == "gpu":
+            write_text(out / "projection.md", projection(rows, args.device, args.scale))
+        if final:
+            if args.suite == "gpu":
+                print((out / "projection.md").read_text())
+            print(f"wrote {out / 'emulation.csv'} and {out / 'emulation.md'}")
+
     if args.suite == "gpu":
         configs = args.configs if args.configs != CONFIGS else GPU_CONFIGS
-        rows = run(args.device, gpu_suite(), configs, repeat,
-                   None if args.no_reference else (256, 256, 256))
-        (out / "projection.md").write_text(projection(rows, args.device))
-        print((out / "projection.md").read_text())
+        ref_shape = gpu_suite(args.scale)[0][1]  # 256^3 (divided by --scale)
+        rows = run(args.device, gpu_suite(args.scale), configs, repeat,
+                   None if args.no_reference else ref_shape, on_row=save)
     else:
         rows = run(args.device, shapes, args.configs, repeat,
-                   None if args.no_reference else (64, 256, 64))
-    with open(out / "emulation.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    (out / "emulation.md").write_text(markdown(rows, args.device, (load0, _load())))
-    print(f"wrote {out / 'emulation.csv'} and {out / 'emulation.md'}")
+                   None if args.no_reference else (64, 256, 64), on_row=save)
+    save(rows, final=True)
     return 0
 
 
