@@ -27,35 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import triton  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
 
 import ref  # noqa: E402
-from ref.fast import layout as L  # noqa: E402
-from ref.fast import plan  # noqa: E402
-from ref.fast import triton_kernels as tk  # noqa: E402
+from ref.fast.triton_compile import compile_kernel, kernels_for  # noqa: E402
 
 CONFIGS = ["e5m2:e6m5:sr_eager:4", "e5m2:e6m5:rn", "e4m3:fp16:sr_eager:4", "bf16:fp32:sr_eager:8"]
-
-
-def compile_kernel(cfg, kernel: str, bm: int, bn: int, warps: int, arch: int):
-    P = [int(v) for v in plan.params(cfg)]
-    c = dict(MODE=P[L.P_MODE], SOURCE=1 if cfg.is_sr else 0, R=P[L.P_R], W=P[L.P_W],
-             MAN=P[L.P_MAN], EFMAX=P[L.P_EFMAX], BIAS=P[L.P_BIAS], SUB=P[L.P_SUB],
-             SPEC=P[L.P_SPEC], EMIN=P[L.P_EMIN], RMASK=P[L.P_RMASK],
-             BM=bm, BN=bn)
-    sig = dict(Adec="*i32", Bdec="*i32", Z="*i64", G="*i64", RAND="*i64")
-    if kernel == "narrow":
-        fn = tk.gemm_narrow
-        sig.update(rowbad="*i32", colbad="*i32", redo="*i32")
-        c.update(EMAX=P[L.P_EMAX])
-    else:
-        fn = tk.gemm_wide
-        sig.update(tiles="*i32", tiles_n="i32")
-        c.update(MAXCODE=P[L.P_MAXCODE], OVF=P[L.P_OVF], INFVAL=P[L.P_INFVAL], NANVAL=P[L.P_NANVAL])
-    sig.update(M="i32", N="i32", K="i32", **{k: "constexpr" for k in c})
-    return triton.compile(ASTSource(fn=fn, signature=sig, constexprs=c),
-                          target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
 
 
 def loop_instructions(cubin: bytes) -> tuple[int, Counter]:
@@ -101,8 +77,8 @@ def main(argv=None) -> int:
              "|---|---|---:|---:|---|"]
     for spec in args.configs:
         cfg = ref.parse_mac(spec)
-        for kernel in (["narrow"] if plan.fits_narrow(cfg) else []) + ["wide"]:
-            k = compile_kernel(cfg, kernel, bm, bn, warps, args.arch)
+        for kernel in kernels_for(cfg):
+            k = compile_kernel(cfg, kernel, arch=args.arch, bm=bm, bn=bn, warps=warps)
             n, ops = loop_instructions(k.asm["cubin"])
             top = ", ".join(f"{op} {c}" for op, c in ops.most_common(6))
             lines.append(f"| {spec} | {kernel} | {n} | {n / per_thread:.0f} | {top} |")

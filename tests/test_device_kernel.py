@@ -293,33 +293,14 @@ def test_cuda_larger_shapes(spec, monkeypatch):
 
 _COMPILE = textwrap.dedent("""
     import sys
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
     import ref
-    from ref.fast import layout as L, plan, triton_kernels as tk
-    assert not tk.INTERPRET
+    from ref.fast.triton_compile import compile_kernel, kernels_for
     for spec in sys.argv[1:]:
         cfg = ref.parse_mac(spec)
-        P = [int(v) for v in plan.params(cfg)]
-        c = dict(MODE=P[L.P_MODE], SOURCE=1 if cfg.is_sr else 0, R=P[L.P_R], W=P[L.P_W],
-                 MAN=P[L.P_MAN], EFMAX=P[L.P_EFMAX], BIAS=P[L.P_BIAS], SUB=P[L.P_SUB],
-                 SPEC=P[L.P_SPEC], EMIN=P[L.P_EMIN], RMASK=P[L.P_RMASK],
-                 BM=32, BN=32)
-        ptrs = dict(Adec="*i32", Bdec="*i32", Z="*i64", G="*i64", RAND="*i64")
-        ints = dict(M="i32", N="i32", K="i32")
-        jobs = [(tk.gemm_wide, {**ptrs, "tiles": "*i32", "tiles_n": "i32", **ints},
-                 dict(c, MAXCODE=P[L.P_MAXCODE], OVF=P[L.P_OVF], INFVAL=P[L.P_INFVAL],
-                      NANVAL=P[L.P_NANVAL]))]
-        if plan.fits_narrow(cfg):
-            jobs.append((tk.gemm_narrow, {**ptrs, "rowbad": "*i32", "colbad": "*i32",
-                                          "redo": "*i32", **ints}, dict(c, EMAX=P[L.P_EMAX])))
-        for fn, sig, consts in jobs:
-            sig = {**sig, **{k: "constexpr" for k in consts}}
-            k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts),
-                               target=GPUTarget("cuda", 90, 32))
-            assert k.asm["cubin"] and "clz" in k.asm["ptx"], (spec, fn.__name__)
-            print(spec, fn.__name__, "ok")
+        for kernel in kernels_for(cfg):
+            k = compile_kernel(cfg, kernel)
+            assert k.asm["cubin"] and "clz" in k.asm["ptx"], (spec, kernel)
+            print(spec, kernel, "ok")
 """)
 
 

@@ -34,7 +34,7 @@ from . import layout as L
 from .plan import decode_codes, decode_table, fits_int32, fits_narrow, params
 
 __all__ = ["matmul", "available", "triton_available", "interpreting", "block_shape",
-           "BLOCK", "LAST_RUN"]
+           "kernel_constants", "KERNELS", "BLOCK", "LAST_RUN"]
 
 #: Force the tile shape ``(BM, BN, num_warps)`` (tests, tuning); None: :func:`block_shape`.
 BLOCK: tuple[int, int, int] | None = None
@@ -97,6 +97,28 @@ def block_shape(M: int, N: int, device) -> tuple[int, int, int]:
     return (32, 32, 4) if tiles32 >= 4 * sms else (16, 16, 2)
 
 
+#: The two kernels of :mod:`ref.fast.triton_kernels`, by the name :func:`kernel_constants` takes.
+KERNELS = ("narrow", "wide")
+
+
+def kernel_constants(cfg: MacConfig, kernel: str, source: int, bm: int, bn: int) -> dict:
+    """The ``constexpr`` arguments of ``gemm_<kernel>`` (``kernel``: ``"narrow"`` or ``"wide"``)
+    for ``cfg``: the parameter vector :func:`ref.fast.plan.params` by name, the random-word
+    ``source`` (0: none, 1: generator states, 2: explicit words) and the ``bm x bn`` tile."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+    P = [int(v) for v in params(cfg)]
+    c = dict(MODE=P[L.P_MODE], SOURCE=source, R=P[L.P_R], EXTRA=P[L.P_EXTRA], W=P[L.P_W],
+             MAN=P[L.P_MAN], EFMAX=P[L.P_EFMAX], BIAS=P[L.P_BIAS], SUB=P[L.P_SUB],
+             SPEC=P[L.P_SPEC], EMIN=P[L.P_EMIN], RMASK=P[L.P_RMASK], BM=bm, BN=bn)
+    if kernel == "narrow":
+        c.update(EMAX=P[L.P_EMAX])
+    else:
+        c.update(MAXCODE=P[L.P_MAXCODE], OVF=P[L.P_OVF], INFVAL=P[L.P_INFVAL],
+                 NANVAL=P[L.P_NANVAL])
+    return c
+
+
 _TABLES: dict = {}
 
 
@@ -146,20 +168,16 @@ def _run(A, B, cfg, Z, G, rand, ops, M, N, K):
     Gk = dummy if G is None else G
     Rk = dummy if rand is None else rand.to(device=dev, dtype=torch.int64).contiguous()
     source = 1 if G is not None else (2 if rand is not None else 0)
-    P = [int(v) for v in params(cfg)]
     bm, bn, warps = block_shape(M, N, dev)
     tm, tn = -(-M // bm), -(-N // bn)
-    common = dict(MODE=P[L.P_MODE], SOURCE=source, R=P[L.P_R], W=P[L.P_W], MAN=P[L.P_MAN],
-                  EFMAX=P[L.P_EFMAX], BIAS=P[L.P_BIAS], SUB=P[L.P_SUB], SPEC=P[L.P_SPEC],
-                  EMIN=P[L.P_EMIN], RMASK=P[L.P_RMASK], BM=bm, BN=bn,
-                  num_warps=warps)
     if NARROW and fits_narrow(cfg):
         special = L.C_NAN | L.C_INF
         rowbad = ((Adec[:, 3, :] & special) != 0).any(dim=0).to(torch.int32).contiguous()
         colbad = ((Bdec[:, 3, :] & special) != 0).any(dim=0).to(torch.int32).contiguous()
         redo = torch.zeros(tm * tn, dtype=torch.int32, device=dev)
         kern.gemm_narrow[(tm, tn)](Adec, Bdec, Z, Gk, Rk, rowbad, colbad, redo, M, N, K,
-                                   EMAX=P[L.P_EMAX], **common)
+                                   num_warps=warps,
+                                   **kernel_constants(cfg, "narrow", source, bm, bn))
         tiles = torch.nonzero(redo).flatten().to(torch.int32)
         LAST_RUN["narrow_tiles"] = tm * tn - int(tiles.numel())
     else:
@@ -167,9 +185,8 @@ def _run(A, B, cfg, Z, G, rand, ops, M, N, K):
     LAST_RUN["wide_tiles"] = int(tiles.numel())
     if tiles.numel():
         kern.gemm_wide[(int(tiles.numel()),)](Adec, Bdec, Z, Gk, Rk, tiles, tn, M, N, K,
-                                              MAXCODE=P[L.P_MAXCODE], OVF=P[L.P_OVF],
-                                              INFVAL=P[L.P_INFVAL],
-                                              NANVAL=P[L.P_NANVAL], **common)
+                                              num_warps=warps,
+                                              **kernel_constants(cfg, "wide", source, bm, bn))
 
 
 def warm_up(cfg: MacConfig, device="cuda") -> None:

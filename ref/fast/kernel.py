@@ -43,6 +43,7 @@ from .layout import (
     P_BIAS,
     P_EFMAX,
     P_EMIN,
+    P_EXTRA,
     P_INFVAL,
     P_MAN,
     P_MAXCODE,
@@ -132,6 +133,7 @@ def _row(z, w, bdec, sa, siga, expa, ca, P):
     """
     mode = P[P_MODE]
     r = P[P_R]
+    extra = P[P_EXTRA]
     W = P[P_W]
     man = P[P_MAN]
     efmax = P[P_EFMAX]
@@ -145,8 +147,8 @@ def _row(z, w, bdec, sa, siga, expa, ca, P):
     nanval = P[P_NANVAL]
     for j in range(z.shape[0]):
         z[j] = _mac64(z[j], sa, siga, expa, ca, np.int64(bdec[0, j]), np.int64(bdec[1, j]),
-                      np.int64(bdec[2, j]), np.int64(bdec[3, j]), w[j], mode, r, W, man, efmax,
-                      bias, sub, spec, emin, maxcode, ovf, infval, nanval)
+                      np.int64(bdec[2, j]), np.int64(bdec[3, j]), w[j], mode, r, extra, W, man,
+                      efmax, bias, sub, spec, emin, maxcode, ovf, infval, nanval)
 
 
 @nb.njit(nogil=True)

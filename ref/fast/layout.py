@@ -5,7 +5,7 @@ RN, RZ, SR_LAZY, SR_EAGER = 0, 1, 2, 3
 
 # Layout of the int64 parameter vector P (formats and mode, read once per tile).
 (P_MODE, P_R, P_W, P_MAN, P_EFMAX, P_BIAS, P_SUB, P_SPEC, P_EMIN, P_MAXCODE, P_OVF,
- P_INFVAL, P_NANVAL, P_RMASK, P_EMAX, P_NPARAMS) = range(16)
+ P_INFVAL, P_NANVAL, P_RMASK, P_EMAX, P_EXTRA, P_NPARAMS) = range(17)
 # specials ids
 SPEC_IEEE, SPEC_FN, SPEC_NONE = 0, 1, 2
 # input class bits

@@ -109,13 +109,15 @@ def product32(sa, siga, expa, sb, sigb, expb):
     return ps, npr, ep
 
 
-def mac32(zs, zn, ze, ps, npr, ep, word, mode, r, man, emin, sub):
+def mac32(zs, zn, ze, ps, npr, ep, word, mode, r, extra, man, emin, sub):
     """One MAC on a decoded accumulator: ``(sign, significand, exponent, binade)``.
 
     ``zs, zn, ze``: the accumulator (sign; significand with its leading one at
     TOP32, 0 for zero; exponent of that one, NO_EXP32 for zero); ``ps, npr,
-    ep``: the product (:func:`product32`); ``word``: the MAC's random word.
-    The result is canonical (a function of the value), so the next MAC sees
+    ep``: the product (:func:`product32`); ``word``: the MAC's random word;
+    ``extra``: the bits below the grid that the rounding looks at,
+    ``MacConfig.extra_bits`` (1 for RN, 0 for RZ, ``r`` for lazy SR; eager SR
+    rounds its own window). The result is canonical (a function of the value), so the next MAC sees
     what unpacking the packed code would give. ``binade``: the exponent of the
     rounding grid; a result can only overflow when it is ``>= emax``, so the
     caller reruns a tile in which it reached ``emax`` in the wide kernel (which
@@ -159,12 +161,6 @@ def mac32(zs, zn, ze, ps, npr, ep, word, mode, r, man, emin, sub):
         m = I(I(Y + Bkr) >> (I(r + kk) & 31))
         eg = I(anchor + kk)
     else:
-        if mode == RN:
-            extra = 1
-        elif mode == RZ:
-            extra = 0
-        else:
-            extra = r
         sh = I(smin(I(eg - e + 30 - man - extra), I(31)) & 31)
         t = I(Sn >> sh)
         if mode == RN:
@@ -218,24 +214,19 @@ def pack32(zs, zn, ze, W, man, emin):
 # ---- wide: int64, every rule -----------------------------------------------------------
 
 
-def mac64(zc, sa, siga, expa, ca, sb, sigb, expb, cb, word, mode, r, W, man, efmax, bias, sub,
-          spec, emin, maxcode, ovf, infval, nanval):
+def mac64(zc, sa, siga, expa, ca, sb, sigb, expb, cb, word, mode, r, extra, W, man, efmax, bias,
+          sub, spec, emin, maxcode, ovf, infval, nanval):
     """``round(z + a * b)`` on a packed accumulator code ``zc`` (int64): the next code.
 
     ``a``, ``b`` arrive decoded (sign, significand, exponent, class bits
     ``layout.C_*``); ``word``: the MAC's random word. The configuration
-    (``ref.fast.params``): overflow result ``ovf`` (``< 0``: the canonical NaN),
-    infinity ``infval`` (``< 0``: NaN), NaN code ``nanval``.
+    (``ref.fast.params``): ``extra`` (``MacConfig.extra_bits``), overflow result
+    ``ovf`` (``< 0``: the canonical NaN), infinity ``infval`` (``< 0``: NaN),
+    NaN code ``nanval``.
     """
     hidden = L(L(1) << man)
     manmask = L(hidden - 1)
     one_r = L(L(1) << r)
-    if mode == RN:
-        extra = 1
-    elif mode == RZ:
-        extra = 0
-    else:
-        extra = r
     # ---- the exact product (NaN operand, or inf * 0: C_INF == C_ZERO >> 1)
     ca = L(ca)
     cb = L(cb)

@@ -40,7 +40,19 @@ import numba as nb
 import numpy as np
 
 from .kernel import BODIES
-from .layout import P_BIAS, P_EFMAX, P_EMAX, P_EMIN, P_MAN, P_R, P_RMASK, P_SPEC, P_SUB, P_W
+from .layout import (
+    P_BIAS,
+    P_EFMAX,
+    P_EMAX,
+    P_EMIN,
+    P_EXTRA,
+    P_MAN,
+    P_R,
+    P_RMASK,
+    P_SPEC,
+    P_SUB,
+    P_W,
+)
 from .macbody import NO_EXP32 as NO_EXP
 from .macbody import TOP32 as TOP
 from .numba_cache import njit
@@ -81,6 +93,7 @@ def _row32(zsg, zn, ze, g, w, bdec, sa, siga, expa, P, tag):
     mode = (len(tag) - 1) % 4  # compile-time constants: the other variants fold away
     source = (len(tag) - 1) // 4
     r = I(P[P_R])
+    extra = I(P[P_EXTRA])
     man = I(P[P_MAN])
     sub = I(P[P_SUB])
     emin = I(P[P_EMIN])
@@ -96,7 +109,8 @@ def _row32(zsg, zn, ze, g, w, bdec, sa, siga, expa, P, tag):
             word = w[j]
         else:
             word = I(0)
-        s, n, e, eg = _mac32(zsg[j], zn[j], ze[j], ps, npr, ep, word, mode, r, man, emin, sub)
+        s, n, e, eg = _mac32(zsg[j], zn[j], ze[j], ps, npr, ep, word, mode, r, extra, man, emin,
+                              sub)
         zsg[j] = s
         zn[j] = n
         ze[j] = e

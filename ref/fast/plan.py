@@ -54,6 +54,7 @@ def params(cfg: MacConfig) -> np.ndarray:
     P[L.P_NANVAL] = acc.nan_code if acc.has_nan else 0
     P[L.P_RMASK] = (1 << cfg.rand_bits) - 1
     P[L.P_EMAX] = acc.emax  # the largest finite binade: only results there can overflow
+    P[L.P_EXTRA] = cfg.extra_bits  # bits below the grid the rounding looks at (ref.config)
     return P
 
 

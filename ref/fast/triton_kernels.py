@@ -137,7 +137,8 @@ def _any(x):
 
 @triton.jit
 def gemm_narrow(Adec, Bdec, Z, G, RAND, rowbad, colbad, redo, M, N, K,
-                MODE: tl.constexpr, SOURCE: tl.constexpr, R: tl.constexpr, W: tl.constexpr,
+                MODE: tl.constexpr, SOURCE: tl.constexpr, R: tl.constexpr, EXTRA: tl.constexpr,
+                W: tl.constexpr,
                 MAN: tl.constexpr, EFMAX: tl.constexpr, BIAS: tl.constexpr, SUB: tl.constexpr,
                 SPEC: tl.constexpr, EMIN: tl.constexpr, EMAX: tl.constexpr,
                 RMASK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
@@ -187,7 +188,7 @@ def gemm_narrow(Adec, Bdec, Z, G, RAND, rowbad, colbad, redo, M, N, K,
             word = tl.load(RAND + offs * K + k, mask=inside, other=0).to(tl.int32)
         else:
             word = tl.zeros((BM, BN), tl.int32)
-        zs, zn, ze, eg = mac32(zs, zn, ze, ps, npr, ep, word, MODE, R, MAN, EMIN, SUB)
+        zs, zn, ze, eg = mac32(zs, zn, ze, ps, npr, ep, word, MODE, R, EXTRA, MAN, EMIN, SUB)
         top = tl.maximum(top, eg)
     # a result in the top binade may have overflowed: the wide kernel owns that rule
     bad = tl.maximum(bad, _any((top >= EMAX) & inside))
@@ -200,7 +201,8 @@ def gemm_narrow(Adec, Bdec, Z, G, RAND, rowbad, colbad, redo, M, N, K,
 
 @triton.jit
 def gemm_wide(Adec, Bdec, Z, G, RAND, tiles, tiles_n, M, N, K,
-              MODE: tl.constexpr, SOURCE: tl.constexpr, R: tl.constexpr, W: tl.constexpr,
+              MODE: tl.constexpr, SOURCE: tl.constexpr, R: tl.constexpr, EXTRA: tl.constexpr,
+              W: tl.constexpr,
               MAN: tl.constexpr, EFMAX: tl.constexpr, BIAS: tl.constexpr, SUB: tl.constexpr,
               SPEC: tl.constexpr, EMIN: tl.constexpr, MAXCODE: tl.constexpr, OVF: tl.constexpr,
               INFVAL: tl.constexpr, NANVAL: tl.constexpr, RMASK: tl.constexpr,
@@ -239,8 +241,8 @@ def gemm_wide(Adec, Bdec, Z, G, RAND, tiles, tiles_n, M, N, K,
             word = tl.load(RAND + offs * K + k, mask=inside, other=0)
         else:
             word = tl.zeros((BM, BN), tl.int64)
-        zc = mac64(zc, sa, siga, expa, ca, sb, sigb, expb, cb, word, MODE, R, W, MAN, EFMAX,
-                   BIAS, SUB, SPEC, EMIN, MAXCODE, OVF, INFVAL, NANVAL)
+        zc = mac64(zc, sa, siga, expa, ca, sb, sigb, expb, cb, word, MODE, R, EXTRA, W, MAN,
+                   EFMAX, BIAS, SUB, SPEC, EMIN, MAXCODE, OVF, INFVAL, NANVAL)
     tl.store(Z + offs, zc, mask=inside)
     if SOURCE == 1:
         tl.store(G + offs, g, mask=inside)
