@@ -21,6 +21,7 @@ import argparse
 import re
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -34,16 +35,33 @@ from ref.fast.triton_compile import compile_kernel, kernels_for  # noqa: E402
 CONFIGS = ["e5m2:e6m5:sr_eager:4", "e5m2:e6m5:rn", "e4m3:fp16:sr_eager:4", "bf16:fp32:sr_eager:8"]
 
 
+def cuobjdump(cubin: bytes, flag: str) -> str:
+    """The output of Triton's ``cuobjdump <flag>`` on ``cubin``."""
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "kernel.cubin"
+        path.write_bytes(cubin)
+        return subprocess.run([str(tool), flag, str(path)], capture_output=True, text=True,
+                              check=True).stdout
+
+
+def registers(cubin: bytes) -> tuple[int, int]:
+    """(registers per thread, bytes of stack per thread: spills) of the kernel."""
+    m = re.search(r"REG:(\d+).*?STACK:(\d+)", cuobjdump(cubin, "-res-usage"))
+    return int(m.group(1)), int(m.group(2))
+
+
+def resident_warps(regs: int, warps: int) -> int:
+    """Warps one SM holds when each program has ``warps`` warps of ``regs`` registers per
+    thread (64 K registers allocated per warp in units of 256, at most 64 warps): the
+    register-file limit of Hopper, which is the binding one for these kernels."""
+    per_warp = -(-regs * 32 // 256) * 256
+    return min(64, (65536 // per_warp) // warps * warps)
+
+
 def loop_instructions(cubin: bytes) -> tuple[int, Counter]:
     """SASS instructions in the largest backward-branch loop, and their opcodes."""
-    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
-    path = Path("/tmp") / f"srmac_kernel_{id(cubin)}.cubin"
-    path.write_bytes(cubin)
-    try:
-        sass = subprocess.run([str(tool), "-sass", str(path)], capture_output=True, text=True,
-                              check=True).stdout
-    finally:
-        path.unlink()
+    sass = cuobjdump(cubin, "-sass")
     ins = []
     for line in sass.splitlines():
         m = re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
@@ -73,15 +91,18 @@ def main(argv=None) -> int:
     per_thread = bm * bn / (32 * warps)
     lines = [f"Device kernels compiled for sm_{args.arch} (Triton {triton.__version__}), tiles "
              f"{bm} x {bn}, {warps} warps ({per_thread:g} outputs per thread).", "",
-             "| config | kernel | SASS instructions in the k loop | per MAC | top opcodes |",
-             "|---|---|---:|---:|---|"]
+             "| config | kernel | SASS instructions in the k loop | per MAC | registers per thread "
+             "(spill bytes) | resident warps per SM | top opcodes |",
+             "|---|---|---:|---:|---:|---:|---|"]
     for spec in args.configs:
         cfg = ref.parse_mac(spec)
         for kernel in kernels_for(cfg):
             k = compile_kernel(cfg, kernel, arch=args.arch, bm=bm, bn=bn, warps=warps)
             n, ops = loop_instructions(k.asm["cubin"])
+            regs, spill = registers(k.asm["cubin"])
             top = ", ".join(f"{op} {c}" for op, c in ops.most_common(6))
-            lines.append(f"| {spec} | {kernel} | {n} | {n / per_thread:.0f} | {top} |")
+            lines.append(f"| {spec} | {kernel} | {n} | {n / per_thread:.0f} | {regs} ({spill}) | "
+                         f"{resident_warps(regs, warps)} | {top} |")
             print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     if args.out:
