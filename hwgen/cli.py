@@ -80,7 +80,9 @@ def register(sub):
     )
     p.add_argument(
         "--pipeline", metavar="N", default="0",
-        help="register stages before the accumulation loop (default 0)"
+        help="register stages between the product and the accumulation loop (default 0: the "
+             "shortest latency; srmac synth, the boards and the Fmax figures of "
+             "docs/hardware_cost.md use 1)"
     )
     p.add_argument(
         "--datapath",
