@@ -17,7 +17,6 @@ The reference path loops over K in Python, so its speed grows with M*N.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import sys
@@ -30,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from ref import MacConfig, decode, encode, matmul, matmul_reference  # noqa: E402
+from ref.outputs import write_csv, write_text  # noqa: E402
 
 
 def _impls():
@@ -169,11 +169,8 @@ def main(argv=None) -> int:
     md = markdown(rows, header)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "matmul_speed.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (out / "matmul_speed.md").write_text(md + "\n")
+    write_csv(out / "matmul_speed.csv", rows)
+    write_text(out / "matmul_speed.md", md + "\n")
     print(md)
     print(f"\nwrote {out / 'matmul_speed.csv'} and {out / 'matmul_speed.md'}")
     return 0
