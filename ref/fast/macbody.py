@@ -117,12 +117,13 @@ def mac32(zs, zn, ze, ps, npr, ep, word, mode, r, extra, man, emin, sub):
     ep``: the product (:func:`product32`); ``word``: the MAC's random word;
     ``extra``: the bits below the grid that the rounding looks at,
     ``MacConfig.extra_bits`` (1 for RN, 0 for RZ, ``r`` for lazy SR; eager SR
-    rounds its own window). The result is canonical (a function of the value), so the next MAC sees
-    what unpacking the packed code would give. ``binade``: the exponent of the
-    rounding grid; a result can only overflow when it is ``>= emax``, so the
-    caller reruns a tile in which it reached ``emax`` in the wide kernel (which
-    owns the overflow rules). That rarely costs anything (values in the top
-    binade) and spares the packed magnitude and its test in every MAC.
+    rounds its own window). The result is canonical (a function of the
+    value), so the next MAC sees what unpacking the packed code would give.
+    ``binade``: the exponent of the rounding grid; a result can only overflow
+    when it is ``>= emax``, so the caller reruns a tile in which it reached
+    ``emax`` in the wide kernel (which owns the overflow rules). That rarely
+    costs anything (values in the top binade) and spares the packed magnitude
+    and its test in every MAC.
     """
     one_r = I(I(1) << (r & 31))
     rlow = I(one_r - 1)
