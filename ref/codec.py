@@ -224,9 +224,13 @@ def _encode_by_torch_cast(x, fmt: FloatFormat):
     dtype = _torch_cast_dtype(fmt)
     if dtype is None:
         return None
-    view = torch.uint8 if fmt.width == 8 else torch.int16
-    codes = x.to(dtype).view(view).to(torch.int64) & ((1 << fmt.width) - 1)
-    return torch.where(torch.isnan(x), torch.full_like(codes, fmt.nan_code), codes)
+    narrow = x.to(dtype).view(torch.uint8 if fmt.width == 8 else torch.int16)  # a new tensor
+    # a NaN casts to some NaN code (magnitude above the infinity's, or the largest finite
+    # one's without infinities): found and made the canonical one (< 2**15) on the 1- or
+    # 2-byte codes, before they are widened
+    nan = (narrow & fmt.mag_mask) > (fmt.inf_code if fmt.has_inf else fmt.max_code)
+    codes = narrow.masked_fill_(nan, fmt.nan_code).to(torch.int64)
+    return codes if fmt.width == 8 else codes & 0xFFFF  # int16 -> int64 extended the sign
 
 
 def quantize(x, fmt, rounding: str = "rn", *, rbits=None, rand=None, seed=None):

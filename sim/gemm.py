@@ -11,10 +11,11 @@ the same codes, by the definition of ``ref.matmul`` (the tests compare them).
 On the CPU the compiled ``ref.matmul`` is ~30x faster than that torch loop
 even called once per group (depthwise 96 channels, 16x16: 0.6 s vs 18 s).
 
-Convolutions become GEMMs by im2col on *codes*: a code is a 32-bit-or-narrower
-integer, exact in float64, so ``F.unfold`` and ``F.pad`` on float64 copies
-move codes without changing them; zero padding inserts code 0 (+0 in every
-format), and reflect / replicate / circular padding copy codes.
+Convolutions become GEMMs by im2col on *codes*: the windows are strided views
+of the int64 code tensor (``Tensor.unfold``), gathered by one copy into
+``F.unfold``'s layout; zero padding inserts code 0 (+0 in every format), and
+reflect / replicate / circular padding copy codes (``F.pad`` on a float64
+copy: a code is a 32-bit-or-narrower integer, exact in float64).
 """
 
 from __future__ import annotations
@@ -146,15 +147,19 @@ def pad_codes(xc, pads, mode: str):
     """Pad an (N, C, H, W) code tensor: ``'zeros'`` inserts code 0, other modes copy codes."""
     if not any(pads):
         return xc
-    mode = "constant" if mode == "zeros" else mode
+    if mode == "zeros":
+        return F.pad(xc, pads)
     return F.pad(xc.to(torch.float64), pads, mode=mode).to(torch.int64)
 
 
 def unfold_codes(codes, kernel, *, stride=(1, 1), dilation=(1, 1)):
-    """im2col of an (N, C, H, W) code tensor: (N * L, C * kh * kw) codes, rows (n, p, q)."""
-    cols = F.unfold(codes.to(torch.float64), kernel, dilation=dilation, stride=stride)
-    n, ckk, length = cols.shape
-    return cols.transpose(1, 2).reshape(n * length, ckk).to(torch.int64)
+    """im2col of an (N, C, H, W) code tensor: the (N * L, C * kh * kw) codes of
+    ``F.unfold`` (rows ``(n, p, q)``, columns ``(c, i, j)``), in the codes' dtype."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    win = codes.unfold(2, (kh - 1) * dh + 1, sh)[..., ::dh]  # (N, C, Ho, W, kh)
+    win = win.unfold(3, (kw - 1) * dw + 1, sw)[..., ::dw]  # (N, C, Ho, Wo, kh, kw)
+    n, c, ho, wo = win.shape[:4]
+    return win.permute(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
 
 
 def _group_cols(cols, groups):
@@ -231,16 +236,15 @@ def conv_input_grad_codes(gc, in_hw, kernel, *, stride, dilation):
     array would run them).
     """
     n, o, p, q = gc.shape
-    up = torch.zeros((n, o, (p - 1) * stride[0] + 1, (q - 1) * stride[1] + 1),
-                     dtype=torch.int64, device=gc.device)
-    up[:, :, :: stride[0], :: stride[1]] = gc
-    pads = []
-    for size, k, s, d, g in ((in_hw[1], kernel[1], stride[1], dilation[1], q),
-                             (in_hw[0], kernel[0], stride[0], dilation[0], p)):
-        lo = d * (k - 1)
-        extra = size - ((g - 1) * s + 1 + d * (k - 1))
-        pads += [lo, lo + extra]
-    return F.pad(up.to(torch.float64), pads).to(torch.int64)
+    lo = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+    # lo zero rows before the stuffed gradient ((p - 1) * s + 1 rows), and after it lo plus
+    # the input rows the forward stride dropped: in_hw + lo rows, so that the stride-1
+    # convolution with a kernel spanning lo + 1 rows gives in_hw rows
+    size = [h + low for h, low in zip(in_hw, lo, strict=True)]
+    out = torch.zeros((n, o, *size), dtype=gc.dtype, device=gc.device)
+    out[:, :, lo[0]:lo[0] + (p - 1) * stride[0] + 1:stride[0],
+        lo[1]:lo[1] + (q - 1) * stride[1] + 1:stride[1]] = gc
+    return out
 
 
 def unpad_grad(dxp, pads, mode: str, in_hw):

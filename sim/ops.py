@@ -217,8 +217,8 @@ def qlinear_backward(grad: Tensor, x: Tensor, weight: Tensor, rng: Tensor, confi
 
 def _bias_grad(gm, cfg, call, dtype):
     """``1^T g``: the emulated GEMM of a row of ones with the (rows, out) gradient codes."""
-    ones = ref.encode(torch.ones((1, gm.shape[0]), dtype=torch.float64, device=gm.device),
-                      cfg.bwd_weight.in_fmt)
+    one = ref.encode(torch.ones(1, dtype=torch.float64), cfg.bwd_weight.in_fmt)  # 1.0's code
+    ones = torch.full((1, gm.shape[0]), int(one[0]), dtype=torch.int64, device=gm.device)
     return gemm(ones, gm, cfg.bwd_weight, call.seed_of(Stream.BIAS_GEMM, shard=True),
                 dtype=dtype).reshape(-1)
 
