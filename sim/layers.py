@@ -158,6 +158,16 @@ class QLinear(QLayerMixin, nn.Linear):
 
 
 class _QConvMixin(QLayerMixin):
+    """What the emulated convolutions share; the ``nn.Conv1d`` / ``nn.Conv2d`` base after it in
+    the MRO takes the geometry, this mixin the emulation (``config``, ``layer_id``, ``seed``)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", *, config="fp32:fp32:rn", layer_id=0,
+                 seed=0, device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device=device, dtype=dtype)
+        self._init_q(config, layer_id, seed, device)
+
     def _pads2d(self, kernel, dilation):
         pad = self.padding if isinstance(self.padding, str) else tuple(self.padding)
         if not isinstance(pad, str) and len(pad) == 1:
@@ -194,13 +204,6 @@ class QConv2d(_QConvMixin, nn.Conv2d):
     chains over ``(o, i, j)``; ``dW``: chains over ``(n, p, q)``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", *, config="fp32:fp32:rn", layer_id=0,
-                 seed=0, device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device=device, dtype=dtype)
-        self._init_q(config, layer_id, seed, device)
-
     def emulate(self, x, weight, bias=None):
         """This layer's GEMMs on other tensors (AdaQAT's integer grids); advances the seeds."""
         squeeze = x.dim() == 3
@@ -211,13 +214,6 @@ class QConv2d(_QConvMixin, nn.Conv2d):
 
 class QConv1d(_QConvMixin, nn.Conv1d):
     """``nn.Conv1d`` as a height-1 :class:`QConv2d` (chains over ``(c, j)``)."""
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", *, config="fp32:fp32:rn", layer_id=0,
-                 seed=0, device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device=device, dtype=dtype)
-        self._init_q(config, layer_id, seed, device)
 
     def emulate(self, x, weight, bias=None):
         squeeze = x.dim() == 2
