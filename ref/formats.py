@@ -331,8 +331,6 @@ def _min_max(codes):
     if hasattr(codes, "numel"):  # torch
         if codes.numel() == 0:
             return None, None
-        if codes.is_floating_point() or codes.dtype.is_complex:
-            return int(codes.min()), int(codes.max())
         lo, hi = codes.aminmax()  # one pass over the codes
         return int(lo), int(hi)
     import numpy as np
