@@ -337,8 +337,9 @@ def main(argv=None):
             print(f"benchmark: bad --shapes {args.shapes!r}: expected MxKxN[,MxKxN...], "
                   "e.g. 256x256x256", file=sys.stderr)
             return 2
-    if args.scale < 1:
-        print(f"benchmark: --scale must be >= 1, got {args.scale}", file=sys.stderr)
+    if args.scale < 1 or (args.scale != 1 and args.suite != "gpu"):
+        print(f"benchmark: --scale must be >= 1 and goes with --suite gpu, got {args.scale}",
+              file=sys.stderr)
         return 2
     repeat = 1 if args.quick else args.repeat
     load0 = _load()
